@@ -1,0 +1,189 @@
+//! The audit log: append-only security events, written in the same transaction as the change
+//! they record. Personal data (e-mail, IP addresses) is pseudonymised with a keyed hash before
+//! it is stored, so events can be correlated but the table holds nothing readable.
+
+use std::net::IpAddr;
+
+use chrono::{Duration, NaiveDateTime};
+use serde_json::{Map, Value};
+
+use crate::crypto::pseudonym::{Datum, Pseudonymiser};
+use crate::domain::{AuditEventId, UserId};
+use crate::storage::StorageResult;
+use crate::storage::audit::AuditRepository;
+use crate::storage::models::AuditEventRow;
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// The server itself (scheduled jobs, first start).
+    System,
+    /// An operator at the command line.
+    Cli,
+    User(UserId),
+    /// Someone not (yet) authenticated.
+    Anonymous,
+}
+
+impl Actor {
+    fn as_string(&self) -> String {
+        match self {
+            Actor::System => "system".into(),
+            Actor::Cli => "cli".into(),
+            Actor::User(id) => format!("user:{id}"),
+            Actor::Anonymous => "anonymous".into(),
+        }
+    }
+}
+
+/// What happened. Stored by name; new actions are added here, never typed as free strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    ServerInitialised,
+    MasterKeyRotated,
+    SigningKeyCreated,
+    OrganisationCreated,
+    OrganisationDeleted,
+    ProjectCreated,
+    MemberSet,
+    MemberRemoved,
+    UserCreated,
+    SessionCreated,
+    SessionEnded,
+    Logout,
+    RateLimited,
+    AuditPurged,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ServerInitialised => "server.initialised",
+            Action::MasterKeyRotated => "keys.master_rotated",
+            Action::SigningKeyCreated => "keys.signing_created",
+            Action::OrganisationCreated => "organisation.created",
+            Action::OrganisationDeleted => "organisation.deleted",
+            Action::ProjectCreated => "project.created",
+            Action::MemberSet => "member.set",
+            Action::MemberRemoved => "member.removed",
+            Action::UserCreated => "user.created",
+            Action::SessionCreated => "session.created",
+            Action::SessionEnded => "session.ended",
+            Action::Logout => "session.logout",
+            Action::RateLimited => "auth.rate_limited",
+            Action::AuditPurged => "audit.purged",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+    Denied,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+/// An event to record. Personal data goes in through the `email`/`source` setters, which
+/// pseudonymise; `detail` is for values that are not personal (ids, counts, names of things).
+#[derive(Debug, Clone)]
+pub struct Event {
+    actor: Actor,
+    action: Action,
+    target: Option<String>,
+    outcome: Outcome,
+    source: Option<IpAddr>,
+    emails: Vec<(&'static str, String)>,
+    details: Map<String, Value>,
+}
+
+impl Event {
+    pub fn new(actor: Actor, action: Action) -> Self {
+        Self {
+            actor,
+            action,
+            target: None,
+            outcome: Outcome::Success,
+            source: None,
+            emails: Vec::new(),
+            details: Map::new(),
+        }
+    }
+    pub fn target(mut self, target: impl std::fmt::Display) -> Self {
+        self.target = Some(target.to_string());
+        self
+    }
+    pub fn outcome(mut self, outcome: Outcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+    pub fn source(mut self, ip: Option<IpAddr>) -> Self {
+        self.source = ip;
+        self
+    }
+    pub fn email(mut self, field: &'static str, email: &str) -> Self {
+        self.emails.push((field, email.to_owned()));
+        self
+    }
+    pub fn detail(mut self, key: &str, value: impl Into<Value>) -> Self {
+        self.details.insert(key.to_owned(), value.into());
+        self
+    }
+}
+
+/// Writes events; holds the pseudonymisation key.
+#[derive(Debug, Clone)]
+pub struct Auditor {
+    pseudonymiser: Pseudonymiser,
+}
+
+impl Auditor {
+    pub fn new(pseudonymiser: Pseudonymiser) -> Self {
+        Self { pseudonymiser }
+    }
+
+    pub fn pseudonymiser(&self) -> &Pseudonymiser {
+        &self.pseudonymiser
+    }
+
+    pub fn record(&self, conn: &mut impl AuditRepository, now: NaiveDateTime, event: Event) -> StorageResult<()> {
+        let mut details = event.details;
+        for (field, email) in &event.emails {
+            details.insert((*field).to_owned(), self.pseudonymiser.pseudonymise(Datum::Email, email).into());
+        }
+        let row = AuditEventRow {
+            id: AuditEventId::new().to_string(),
+            occurred_at: now,
+            actor: event.actor.as_string(),
+            action: event.action.as_str().to_owned(),
+            target: event.target,
+            outcome: event.outcome.as_str().to_owned(),
+            source: event.source.map(|ip| self.pseudonymiser.pseudonymise(Datum::IpAddress, &ip.to_string())),
+            details: (!details.is_empty()).then(|| Value::Object(details).to_string()),
+        };
+        conn.append_audit_event(&row)
+    }
+
+    /// The retention purge: removes events older than `retention_days`, and records that it did.
+    pub fn purge(
+        &self,
+        conn: &mut impl AuditRepository,
+        now: NaiveDateTime,
+        retention_days: u32,
+    ) -> StorageResult<usize> {
+        let removed = conn.purge_audit_events(now - Duration::days(i64::from(retention_days)))?;
+        if removed > 0 {
+            self.record(conn, now, Event::new(Actor::System, Action::AuditPurged).detail("removed", removed))?;
+        }
+        Ok(removed)
+    }
+}

@@ -1,0 +1,4 @@
+//! Login orchestration: sessions and the rate limits that guard authentication.
+
+pub mod rate_limit;
+pub mod session;

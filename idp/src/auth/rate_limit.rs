@@ -1,0 +1,63 @@
+//! Rate limits for authentication endpoints, per client IP and per account. Counts live in the
+//! database, so several instances behind a load balancer share them.
+
+use std::net::IpAddr;
+
+use crate::config::RateLimitConfig;
+use crate::crypto::pseudonym::{Datum, Pseudonymiser};
+use crate::storage::StorageResult;
+use crate::storage::rate_limits::RateLimitRepository;
+
+/// What a limit is counted against.
+#[derive(Debug, Clone, Copy)]
+pub enum Subject<'a> {
+    Ip(IpAddr),
+    /// An account name as typed (e-mail, username); normalised before counting.
+    Account(&'a str),
+}
+
+/// Over the limit: retry after this many seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limited {
+    pub retry_after_secs: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RateLimiter {
+    config: RateLimitConfig,
+    pseudonymiser: Pseudonymiser,
+}
+
+impl RateLimiter {
+    pub fn new(config: RateLimitConfig, pseudonymiser: Pseudonymiser) -> Self {
+        Self { config, pseudonymiser }
+    }
+
+    /// Counts one attempt by `subject` on the endpoint family `scope` at `now` (unix seconds).
+    pub fn hit(
+        &self,
+        conn: &mut impl RateLimitRepository,
+        scope: &str,
+        subject: Subject<'_>,
+        now: i64,
+    ) -> StorageResult<Result<(), Limited>> {
+        let (bucket, limit) = match subject {
+            // Bucket names are pseudonyms: the table holds no addresses or e-mails.
+            Subject::Ip(ip) => (self.pseudonymiser.pseudonymise(Datum::IpAddress, &ip.to_string()), self.config.per_ip),
+            Subject::Account(a) => (self.pseudonymiser.pseudonymise(Datum::Email, a), self.config.per_account),
+        };
+        let window = i64::try_from(self.config.window.as_secs()).unwrap_or(i64::MAX).max(1);
+        let (hits, window_start) = conn.hit_rate_limit(&format!("{scope}:{bucket}"), now, window)?;
+        if u32::try_from(hits).unwrap_or(u32::MAX) > limit {
+            let retry = (window_start + window - now).max(1);
+            Ok(Err(Limited { retry_after_secs: u64::try_from(retry).unwrap_or(1) }))
+        } else {
+            Ok(Ok(()))
+        }
+    }
+
+    pub fn purge(&self, conn: &mut impl RateLimitRepository, now: i64) -> StorageResult<usize> {
+        let window = i64::try_from(self.config.window.as_secs()).unwrap_or(i64::MAX);
+        conn.purge_rate_limits(now.saturating_sub(window.saturating_mul(2)))
+    }
+}

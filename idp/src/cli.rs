@@ -1,0 +1,246 @@
+//! The `idp` command line. Each command loads the configuration, calls a use case, and prints
+//! a result a newcomer can read.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::admin::keys::rotate_master;
+use crate::admin::organisations;
+use crate::app::{self, AppState, StartError};
+use crate::audit::Actor;
+use crate::config::{Config, LogFormat};
+use crate::domain::UserId;
+use crate::storage::organisations::OrganisationRepository;
+use crate::storage::users::UserRepository;
+
+#[derive(Debug, Parser)]
+#[command(name = "idp", version, about = "A standalone identity provider and SSO broker.", long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Every key can also be set as IDP_<KEY>; see docs/configuration.md.
+    #[arg(long, global = true, env = "IDP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server. With no configuration: SQLite in ./idp-data, on http://127.0.0.1:8080.
+    Serve,
+    /// Apply pending database migrations and exit (serve does this too).
+    Migrate,
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Manage organisations.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Manage projects inside organisations.
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Inspect users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage the keys idp holds.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the configuration without starting; prints one line per problem.
+    Check,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organisation, e.g. `idp org create --name "Acme Corp" --owner <user id>`.
+    Create(OrgCreate),
+    /// List organisations: id, slug, name.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct OrgCreate {
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// URL name (a-z, 0-9, '-'); derived from the name when omitted.
+    #[arg(long)]
+    pub slug: Option<String>,
+    /// A user id to make owner; repeat for several owners.
+    #[arg(long = "owner", value_name = "USER_ID")]
+    pub owners: Vec<UserId>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project, e.g. `idp project create --org acme --name "Billing"`.
+    Create(ProjectCreate),
+}
+
+#[derive(Debug, Args)]
+pub struct ProjectCreate {
+    /// The organisation's id or slug.
+    #[arg(long = "org")]
+    pub organisation: String,
+    #[arg(long)]
+    pub name: String,
+    #[arg(long)]
+    pub slug: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// List users: id, e-mail, created, disabled.
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Re-encrypt every sealed secret under a new master key while servers keep serving.
+    /// With a key file, a new key is generated; with IDP_MASTER_KEY, put the new key first
+    /// ("NEW,OLD") on every instance, then run this.
+    RotateMaster,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("{0}")]
+    Failed(String),
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = match config.log.format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().flatten_event(true).try_init() } else { builder.compact().try_init() };
+}
+
+fn state(config: Config) -> Result<AppState, CliError> {
+    Ok(app::build_state(config)?)
+}
+
+fn failed(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed(e.to_string())
+}
+
+pub fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::load(cli.config.as_deref()).map_err(StartError::from)?;
+    if let Command::Config(ConfigCommand::Check) = cli.command {
+        for w in &config.warnings {
+            eprintln!("warning: {w}");
+        }
+        println!("configuration OK: {} on {}, database {}", config.public_url, config.bind, config.database.redacted());
+        return Ok(());
+    }
+    init_logging(&config);
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    match cli.command {
+        Command::Config(_) => Ok(()),
+        Command::Serve => {
+            let state = state(config)?;
+            actix_web::rt::System::new().block_on(async move {
+                crate::maintenance::spawn(state.clone());
+                app::serve(state).await
+            })?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = app::open_database(&config)?;
+            println!("database {} is up to date", db.url().redacted());
+            Ok(())
+        }
+        Command::Org(OrgCommand::Create(args)) => {
+            let s = state(config)?;
+            let now = s.clock.now_naive();
+            let org =
+                s.db.write(|conn| {
+                    organisations::create_organisation(
+                        conn,
+                        &s.auditor,
+                        now,
+                        Actor::Cli,
+                        &args.name,
+                        args.slug.as_deref(),
+                        &args.owners,
+                    )
+                })
+                .map_err(failed)?;
+            println!("{}\t{}\t{}", org.id, org.slug, org.name);
+            Ok(())
+        }
+        Command::Org(OrgCommand::List) => {
+            let s = state(config)?;
+            for org in s.db.read(|conn| conn.list_organisations()).map_err(failed)? {
+                println!("{}\t{}\t{}", org.id, org.slug, org.name);
+            }
+            Ok(())
+        }
+        Command::Project(ProjectCommand::Create(args)) => {
+            let s = state(config)?;
+            let now = s.clock.now_naive();
+            let p =
+                s.db.write(|conn| {
+                    organisations::create_project(
+                        conn,
+                        &s.auditor,
+                        now,
+                        Actor::Cli,
+                        &args.organisation,
+                        &args.name,
+                        args.slug.as_deref(),
+                    )
+                })
+                .map_err(failed)?;
+            println!("{}\t{}\t{}", p.id, p.slug, p.name);
+            Ok(())
+        }
+        Command::User(UserCommand::List { limit }) => {
+            let s = state(config)?;
+            let users = s.db.read(|conn| conn.list_users(None, limit.clamp(1, 10_000))).map_err(failed)?;
+            for u in users {
+                let disabled = if u.disabled { "disabled" } else { "active" };
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    u.id,
+                    u.email.as_deref().unwrap_or("-"),
+                    u.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    disabled
+                );
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::RotateMaster) => {
+            let s = state(config)?;
+            let report = rotate_master(&s.db, &s.keys, &s.auditor, s.clock.as_ref(), None).map_err(failed)?;
+            println!("master key rotated: {} secrets re-sealed under key {}", report.resealed, report.new_key);
+            if !report.retired.is_empty() {
+                println!(
+                    "no secret uses the old key(s) {} any more; they were removed from the key file",
+                    report.retired.join(", ")
+                );
+                if matches!(s.keys.source(), crate::crypto::secretbox::KeySource::Env(_)) {
+                    println!("remove them from IDP_MASTER_KEY on every instance");
+                }
+            }
+            Ok(())
+        }
+    }
+}

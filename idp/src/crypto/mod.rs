@@ -1,0 +1,6 @@
+//! Cryptographic building blocks. Nothing here knows HTTP or SQL.
+
+pub mod pseudonym;
+pub mod secretbox;
+pub mod signing;
+pub mod tokens;

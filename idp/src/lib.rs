@@ -1,0 +1,28 @@
+//! idp: a standalone identity provider and SSO broker.
+//!
+//! The map (docs/architecture.md has the long form). Dependencies point one way:
+//! `web -> {auth, admin, audit} -> {domain, storage, crypto}`.
+//!
+//! - [`config`]: typed configuration from TOML and `IDP_*` variables, validated, no globals.
+//! - [`clock`]: time as a parameter.
+//! - [`domain`]: pure types: ids, users, organisations, projects, roles, sessions.
+//! - [`crypto`]: sealed secrets (AES-256-GCM), tokens, pseudonyms, signing keys.
+//! - [`storage`]: repository traits and their diesel implementation for SQLite and PostgreSQL.
+//! - [`audit`]: the append-only, pseudonymised audit log.
+//! - [`auth`]: sessions and rate limits.
+//! - [`admin`]: administrative use cases (organisations, projects, key rotation).
+//! - [`web`]: HTTP: routes, middleware, extractors, views. The only module that knows actix.
+//! - [`app`]: assembles the state; [`cli`]: the command line; [`maintenance`]: periodic jobs.
+
+pub mod admin;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod domain;
+pub mod maintenance;
+pub mod storage;
+pub mod web;

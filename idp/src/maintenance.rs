@@ -1,0 +1,35 @@
+//! Periodic housekeeping inside `idp serve`: the audit retention purge, expired sessions, old
+//! rate-limit windows. Idempotent, so every instance may run it.
+
+use std::time::Duration;
+
+use crate::app::AppState;
+use crate::auth::session;
+
+pub const INTERVAL: Duration = Duration::from_secs(300);
+
+/// One pass; returns (audit events, sessions, rate-limit rows) removed.
+pub fn run_once(state: &AppState) -> Result<(usize, usize, usize), crate::storage::StorageError> {
+    let now = state.clock.now_naive();
+    let audit = state.db.write(|conn| state.auditor.purge(conn, now, state.config.audit.retention_days))?;
+    let sessions = state.db.write(|conn| session::purge_expired(conn, &state.config.session, now))?;
+    let limits = state.db.write(|conn| state.limiter.purge(conn, now.and_utc().timestamp()))?;
+    Ok((audit, sessions, limits))
+}
+
+pub fn spawn(state: AppState) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(INTERVAL);
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            match actix_web::web::block(move || run_once(&s)).await {
+                Ok(Ok((a, s, r))) => {
+                    tracing::debug!(audit_purged = a, sessions_purged = s, rate_limits_purged = r, "maintenance")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "maintenance failed"),
+                Err(e) => tracing::warn!(error = %e, "maintenance did not run"),
+            }
+        }
+    });
+}

@@ -1,0 +1,130 @@
+//! Row types, as stored. Converted to domain types at the repository boundary.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::*;
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = users)]
+pub struct UserRow {
+    pub id: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub display_name: Option<String>,
+    pub disabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = external_identities)]
+pub struct ExternalIdentityRow {
+    pub id: String,
+    pub user_id: String,
+    pub connector_id: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub last_login_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = organisations)]
+pub struct OrganisationRow {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = projects)]
+pub struct ProjectRow {
+    pub id: String,
+    pub organisation_id: String,
+    pub slug: String,
+    pub name: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = custom_roles)]
+pub struct CustomRoleRow {
+    pub id: String,
+    pub organisation_id: String,
+    pub name: String,
+    pub permissions: String,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = organisation_members)]
+pub struct OrganisationMemberRow {
+    pub organisation_id: String,
+    pub user_id: String,
+    pub builtin_role: Option<String>,
+    pub custom_role_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = project_members)]
+pub struct ProjectMemberRow {
+    pub project_id: String,
+    pub user_id: String,
+    pub builtin_role: Option<String>,
+    pub custom_role_id: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions)]
+pub struct SessionRow {
+    pub id: String,
+    pub token_hash: String,
+    pub user_id: String,
+    pub created_at: NaiveDateTime,
+    pub last_seen_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub amr: String,
+    pub acr: Option<String>,
+    pub source: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = secrets)]
+pub struct SecretRow {
+    pub id: String,
+    pub purpose: String,
+    pub sealed: Vec<u8>,
+    pub key_id: String,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = signing_keys)]
+pub struct SigningKeyRow {
+    pub id: String,
+    pub algorithm: String,
+    pub public_jwk: String,
+    pub secret_id: String,
+    pub created_at: NaiveDateTime,
+    pub signs_from: NaiveDateTime,
+    pub retires_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = audit_events)]
+pub struct AuditEventRow {
+    pub id: String,
+    pub occurred_at: NaiveDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub source: Option<String>,
+    pub details: Option<String>,
+}

@@ -1,0 +1,166 @@
+// One schema for both backends; migrations/{sqlite,postgres} create the same tables.
+
+diesel::table! {
+    secrets (id) {
+        id -> Text,
+        purpose -> Text,
+        sealed -> Binary,
+        key_id -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    settings (name) {
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Nullable<Text>,
+        email_verified -> Bool,
+        display_name -> Nullable<Text>,
+        disabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    external_identities (id) {
+        id -> Text,
+        user_id -> Text,
+        connector_id -> Text,
+        subject -> Text,
+        email -> Nullable<Text>,
+        created_at -> Timestamp,
+        last_login_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    organisations (id) {
+        id -> Text,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    projects (id) {
+        id -> Text,
+        organisation_id -> Text,
+        slug -> Text,
+        name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    custom_roles (id) {
+        id -> Text,
+        organisation_id -> Text,
+        name -> Text,
+        permissions -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    organisation_members (organisation_id, user_id) {
+        organisation_id -> Text,
+        user_id -> Text,
+        builtin_role -> Nullable<Text>,
+        custom_role_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    project_members (project_id, user_id) {
+        project_id -> Text,
+        user_id -> Text,
+        builtin_role -> Nullable<Text>,
+        custom_role_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        amr -> Text,
+        acr -> Nullable<Text>,
+        source -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    signing_keys (id) {
+        id -> Text,
+        algorithm -> Text,
+        public_jwk -> Text,
+        secret_id -> Text,
+        created_at -> Timestamp,
+        signs_from -> Timestamp,
+        retires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        occurred_at -> Timestamp,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        outcome -> Text,
+        source -> Nullable<Text>,
+        details -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    rate_limits (bucket) {
+        bucket -> Text,
+        window_start -> BigInt,
+        hits -> Integer,
+    }
+}
+
+diesel::joinable!(external_identities -> users (user_id));
+diesel::joinable!(projects -> organisations (organisation_id));
+diesel::joinable!(custom_roles -> organisations (organisation_id));
+diesel::joinable!(organisation_members -> organisations (organisation_id));
+diesel::joinable!(organisation_members -> users (user_id));
+diesel::joinable!(project_members -> projects (project_id));
+diesel::joinable!(project_members -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(signing_keys -> secrets (secret_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    secrets,
+    settings,
+    users,
+    external_identities,
+    organisations,
+    projects,
+    custom_roles,
+    organisation_members,
+    project_members,
+    sessions,
+    signing_keys,
+    audit_events,
+    rate_limits,
+);

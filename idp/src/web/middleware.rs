@@ -1,0 +1,155 @@
+//! Middleware shared by every route: request ids and logs, security headers, body limits,
+//! cross-origin refusal for unsafe methods, and the per-IP rate limit for auth endpoints.
+
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
+use actix_web::middleware::Next;
+use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
+use tracing::Instrument;
+
+use super::error::{WebError, error_page};
+use crate::app::AppState;
+use crate::auth::rate_limit::Subject;
+
+/// The request id, available to handlers as a request extension.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+pub async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let started = Instant::now();
+    async move {
+        let mut res = next.call(req).await?.map_into_boxed_body();
+        let status = res.status().as_u16();
+        let micros = started.elapsed().as_micros() as u64;
+        if status >= 500 {
+            tracing::warn!(status, micros, "response");
+        } else {
+            tracing::debug!(status, micros, "response");
+        }
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(HeaderName::from_static("x-request-id"), v);
+        }
+        Ok(res)
+    }
+    .instrument(span)
+    .await
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub async fn security_headers(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let https = req.app_data::<web::Data<AppState>>().map(|s| s.config.is_https()).unwrap_or(true);
+    let mut res = next.call(req).await?.map_into_boxed_body();
+    let h = res.headers_mut();
+    let set = |h: &mut header::HeaderMap, name: HeaderName, value: &'static str| {
+        h.insert(name, HeaderValue::from_static(value));
+    };
+    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set(
+        h,
+        HeaderName::from_static("permissions-policy"),
+        "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+    );
+    if https {
+        set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        set(h, header::CACHE_CONTROL, "no-store");
+    }
+    Ok(res)
+}
+
+fn refuse(req: ServiceRequest, status: StatusCode, message: &str) -> ServiceResponse<BoxBody> {
+    let res = HttpResponse::build(status).content_type("text/html; charset=utf-8").body(error_page(status, message));
+    req.into_response(res)
+}
+
+/// Refuses a declared body over the limit before reading it; extractors bound the rest.
+pub async fn body_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let limit = req.app_data::<web::Data<AppState>>().map(|s| s.config.max_body_bytes).unwrap_or(64 * 1024);
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Ok(refuse(req, StatusCode::PAYLOAD_TOO_LARGE, "The request is too large."));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// CSRF, first layer: an unsafe request that a browser marks as coming from another origin is
+/// refused whatever it carries. Non-browser clients send neither header and pass to the
+/// second layer (form tokens, or bearer credentials on APIs).
+pub async fn same_origin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        let origin_ok = match (req.headers().get(header::ORIGIN), req.app_data::<web::Data<AppState>>()) {
+            (Some(o), Some(state)) => {
+                o.to_str().is_ok_and(|o| o == state.config.public_url.origin().ascii_serialization())
+            }
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        let fetch_site_ok = req
+            .headers()
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_none_or(|v| matches!(v, "same-origin" | "none"));
+        if !origin_ok || !fetch_site_ok {
+            return Ok(refuse(req, StatusCode::FORBIDDEN, "This request came from another site and was refused."));
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// The per-IP limit for authentication endpoints; per-account limits are applied by the login
+/// logic once it knows the account.
+pub async fn auth_rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let ip = super::client_ip::client_ip(req.request(), &state.config.trusted_proxies);
+    if let Some(ip) = ip {
+        let s = state.clone();
+        let verdict = web::block(move || {
+            let now = s.clock.now().timestamp();
+            s.db.write(|conn| s.limiter.hit(conn, "auth", Subject::Ip(ip), now))
+        })
+        .await;
+        match verdict {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(limited))) => {
+                let res = WebError::RateLimited { retry_after_secs: limited.retry_after_secs }.error_response();
+                return Ok(req.into_response(res));
+            }
+            // Fail closed: an authentication endpoint without its limit is not served.
+            Ok(Err(e)) => return Ok(req.into_response(WebError::from(e).error_response())),
+            Err(e) => return Ok(req.into_response(WebError::from(e).error_response())),
+        }
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}

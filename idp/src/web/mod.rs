@@ -1,0 +1,86 @@
+//! The HTTP layer: the only part of idp that knows actix-web. Routes are registered in one
+//! place, [`configure`].
+
+pub mod client_ip;
+pub mod csrf;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+pub mod views;
+
+use actix_web::http::StatusCode;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::app::AppState;
+use error::extractor_error;
+use views::Views;
+
+/// Every route idp serves.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(routes::healthz))
+        .route("/readyz", web::get().to(routes::readyz))
+        .route("/.well-known/security.txt", web::get().to(routes::security_txt))
+        .route("/static/idp.css", web::get().to(routes::stylesheet))
+        .route("/", web::get().to(routes::home))
+        .service(
+            // Authentication endpoints: rate limited per client IP.
+            web::scope("/login")
+                .wrap(from_fn(middleware::auth_rate_limit))
+                .route("", web::get().to(routes::login_page)),
+        )
+        .route("/logout", web::post().to(routes::logout))
+        .route("/sessions", web::get().to(routes::sessions_page))
+        .route("/sessions/{id}/end", web::post().to(routes::end_session));
+}
+
+/// Limits and error handlers for actix's extractors: a malformed id in a path is a 404, a
+/// malformed body a 400, an oversized one a 413, never a 500 and never the parser's words.
+fn extractor_configs(cfg: &mut web::ServiceConfig, max_body: usize) {
+    cfg.app_data(web::PathConfig::default().error_handler(|e, _| extractor_error(e.into(), StatusCode::NOT_FOUND)))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| extractor_error(e.into(), StatusCode::BAD_REQUEST)))
+        .app_data(web::FormConfig::default().limit(max_body).error_handler(|e, _| {
+            let status = match &e {
+                actix_web::error::UrlencodedError::Overflow { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            extractor_error(e.into(), status)
+        }))
+        .app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| {
+            let status = match &e {
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            extractor_error(e.into(), status)
+        }))
+        .app_data(web::PayloadConfig::new(max_body));
+}
+
+pub async fn run(state: AppState) -> std::io::Result<()> {
+    let bind = state.config.bind;
+    let workers = match state.config.workers {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
+    let max_body = state.config.max_body_bytes;
+    let views = web::Data::new(Views::new(state.config.templates_dir.clone()));
+    let data = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(views.clone())
+            .configure(|cfg| extractor_configs(cfg, max_body))
+            .configure(configure)
+            .default_service(web::to(routes::not_found))
+            .wrap(from_fn(middleware::same_origin))
+            .wrap(from_fn(middleware::body_limit))
+            .wrap(from_fn(middleware::security_headers))
+            .wrap(from_fn(middleware::request_log))
+    })
+    .workers(workers)
+    .bind(bind)?;
+    tracing::info!(%bind, workers, "listening");
+    server.run().await
+}

@@ -1,0 +1,233 @@
+//! Handlers: HTTP in, a domain call, HTTP out.
+
+use actix_web::cookie::{Cookie, SameSite};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+
+use super::client_ip::client_ip;
+use super::csrf;
+use super::error::WebError;
+use super::extract::{MaybeSignedIn, SignedIn, session_cookie_name};
+use super::views::{STYLESHEET, Views};
+use crate::app::AppState;
+use crate::audit::Action;
+use crate::auth::session;
+use crate::domain::SessionId;
+use crate::domain::session::Session;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok")
+}
+
+/// Ready when the database answers; the reason stays in the log.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let s = state.clone();
+    match web::block(move || s.db.ping()).await {
+        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready");
+            HttpResponse::ServiceUnavailable()
+                .json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
+        }
+        Err(_) => HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable"})),
+    }
+}
+
+/// RFC 9116. Expires is a rolling 180 days, so a running deployment never serves a stale file.
+pub async fn security_txt(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let Some(contact) = &state.config.security_contact else { return Err(WebError::NotFound) };
+    let expires = (state.clock.now() + chrono::Duration::days(180)).format("%Y-%m-%dT%H:%M:%SZ");
+    let mut body = format!(
+        "Contact: {contact}\nExpires: {expires}\nCanonical: {}/.well-known/security.txt\n",
+        state.config.base_url()
+    );
+    if let Some(policy) = &state.config.security_policy_url {
+        body.push_str(&format!("Policy: {policy}\n"));
+    }
+    body.push_str("Preferred-Languages: en\n");
+    Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(body))
+}
+
+pub async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(STYLESHEET)
+}
+
+fn page(html: String) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(html)
+}
+
+fn csrf_for(state: &AppState, session: &Session) -> String {
+    csrf::token(&state.csrf_key, &session.id.to_string())
+}
+
+pub async fn home(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    MaybeSignedIn(session): MaybeSignedIn,
+) -> Result<HttpResponse, WebError> {
+    let Some(session) = session else {
+        return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish());
+    };
+    Ok(page(views.render(
+        "home.html",
+        context! { product_name => &state.config.product_name, signed_in => true, csrf_token => csrf_for(&state, &session) },
+    )?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    return_to: Option<String>,
+}
+
+/// Only a local path may be a place to return to: no scheme, no host, no `//` or `\` tricks.
+pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
+    let r = raw?;
+    let ok = r.starts_with('/')
+        && !r.starts_with("//")
+        && !r.starts_with("/\\")
+        && !r.contains(['\\', '\r', '\n', '\t'])
+        && r.len() <= 2048;
+    ok.then(|| r.to_owned())
+}
+
+#[derive(Debug, Serialize)]
+struct ConnectorLink {
+    id: String,
+    name: String,
+}
+
+pub async fn login_page(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, WebError> {
+    let return_to = safe_return_to(query.return_to.as_deref());
+    let connectors: Vec<ConnectorLink> = Vec::new();
+    Ok(page(views.render(
+        "login.html",
+        context! { product_name => &state.config.product_name, connectors => connectors, return_to => return_to },
+    )?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf_token: String,
+}
+
+fn check_csrf(state: &AppState, session: &Session, form: &CsrfForm) -> Result<(), WebError> {
+    if csrf::verify(&state.csrf_key, &session.id.to_string(), &form.csrf_token) {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden("The form has expired. Please go back, reload the page and try again."))
+    }
+}
+
+fn removal_cookie(state: &AppState) -> Cookie<'static> {
+    let mut c = Cookie::build(session_cookie_name(state.config.is_https()), "")
+        .path("/")
+        .http_only(true)
+        .secure(state.config.is_https())
+        .same_site(SameSite::Lax)
+        .finish();
+    c.make_removal();
+    c
+}
+
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    SignedIn(session): SignedIn,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form)?;
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let s = state.clone();
+    web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| session::end(conn, &s.auditor, now, session.user_id, session.id, Action::Logout, ip))
+    })
+    .await??;
+    Ok(HttpResponse::SeeOther().cookie(removal_cookie(&state)).insert_header((header::LOCATION, "/login")).finish())
+}
+
+#[derive(Debug, Serialize)]
+struct SessionRow {
+    id: String,
+    created_at: String,
+    last_seen_at: String,
+    user_agent: Option<String>,
+    current: bool,
+}
+
+pub async fn sessions_page(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(current): SignedIn,
+) -> Result<HttpResponse, WebError> {
+    let s = state.clone();
+    let user = current.user_id;
+    let list =
+        web::block(move || s.db.read(|conn| crate::storage::sessions::SessionRepository::sessions_of_user(conn, user)))
+            .await??;
+    let rows: Vec<SessionRow> = list
+        .into_iter()
+        .map(|s| SessionRow {
+            id: s.id.to_string(),
+            created_at: s.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            last_seen_at: s.last_seen_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+            user_agent: s.user_agent,
+            current: s.id == current.id,
+        })
+        .collect();
+    Ok(page(views.render(
+        "sessions.html",
+        context! { product_name => &state.config.product_name, signed_in => true, csrf_token => csrf_for(&state, &current), sessions => rows },
+    )?))
+}
+
+pub async fn end_session(
+    id: web::Path<SessionId>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    SignedIn(current): SignedIn,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &current, &form)?;
+    let id = id.into_inner();
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let s = state.clone();
+    let ended = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| session::end(conn, &s.auditor, now, current.user_id, id, Action::SessionEnded, ip))
+    })
+    .await??;
+    if !ended {
+        return Err(WebError::NotFound);
+    }
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/sessions")).finish())
+}
+
+pub async fn not_found() -> Result<HttpResponse, WebError> {
+    Err(WebError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_return_to;
+
+    #[test]
+    fn return_to_accepts_only_local_paths() {
+        assert_eq!(safe_return_to(Some("/sessions?x=1")), Some("/sessions?x=1".into()));
+        for bad in
+            ["https://evil.example/", "//evil.example", "/\\evil.example", "evil", "/a\\b", "/a\r\nSet-Cookie: x", ""]
+        {
+            assert_eq!(safe_return_to(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(safe_return_to(None), None);
+    }
+}

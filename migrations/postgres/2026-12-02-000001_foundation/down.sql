@@ -1,0 +1,14 @@
+DROP TABLE rate_limits;
+DROP TABLE audit_events;
+DROP FUNCTION audit_events_append_only();
+DROP TABLE signing_keys;
+DROP TABLE sessions;
+DROP TABLE project_members;
+DROP TABLE organisation_members;
+DROP TABLE custom_roles;
+DROP TABLE projects;
+DROP TABLE organisations;
+DROP TABLE external_identities;
+DROP TABLE users;
+DROP TABLE settings;
+DROP TABLE secrets;
