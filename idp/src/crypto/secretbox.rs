@@ -252,7 +252,7 @@ pub enum KeySourceError {
 impl KeySource {
     pub fn load(&self) -> Result<Keyring, KeySourceError> {
         match self {
-            KeySource::Env(text) => Keyring::parse(&text.replace(',', "\n"))
+            KeySource::Env(text) => Keyring::parse(&env_entries(text))
                 .map_err(|source| KeySourceError::Invalid { origin: "IDP_MASTER_KEY".into(), source }),
             KeySource::File(path) => {
                 let shown = path.display().to_string();
@@ -291,6 +291,13 @@ impl KeySource {
             KeySource::Env(_) => None,
         }
     }
+}
+
+/// `IDP_MASTER_KEY` may separate entries by commas as well as newlines.
+fn env_entries(text: &str) -> Zeroizing<String> {
+    let entries: Vec<&str> =
+        text.lines().filter(|l| !l.trim_start().starts_with('#')).flat_map(|l| l.split(',')).collect();
+    Zeroizing::new(entries.join("\n"))
 }
 
 enum PrivateError {
