@@ -16,6 +16,7 @@ use crate::storage::secrets::{SecretPurpose, SecretRepository};
 use crate::storage::settings::SettingsRepository;
 use crate::storage::signing_keys::{SigningKeyRepository, StoredSigningKey};
 use crate::storage::{DatabaseUrl, Db, DbConnection, StorageError};
+use crate::upstream::Connectors;
 
 /// Why the server refuses to start. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +48,7 @@ pub struct AppState {
     pub limiter: RateLimiter,
     /// Key for CSRF tokens, shared by every instance through the database.
     pub csrf_key: Arc<Zeroizing<Vec<u8>>>,
+    pub connectors: Connectors,
 }
 
 /// Opens the database and runs migrations; creates the data directory when the database lives in it.
@@ -188,7 +190,17 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         Ok((keys, auditor, csrf_key))
     })?;
     let limiter = RateLimiter::new(config.rate_limit.clone(), auditor.pseudonymiser().clone());
-    Ok(AppState { config: Arc::new(config), db, keys, clock, auditor, limiter, csrf_key: Arc::new(csrf_key) })
+    let connectors = Connectors::from_specs(&config.connectors);
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        keys,
+        clock,
+        auditor,
+        limiter,
+        csrf_key: Arc::new(csrf_key),
+        connectors,
+    })
 }
 
 /// Creates the directory holding `file` when it is the data directory, mode 0700, and tightens

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use zeroize::Zeroizing;
 
+pub use crate::connector_config::{ClientSecret, ConnectorConfig, ConnectorKind, ConnectorSettings, ConnectorSpec};
 use crate::crypto::secretbox::KeySource;
 use crate::storage::DatabaseUrl;
 
@@ -28,11 +29,35 @@ pub struct ConfigFile {
     pub security_policy_url: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub product_name: String,
+    pub signup: SignupMode,
+    pub signup_domains: Vec<String>,
     pub session: SessionConfig,
     pub audit: AuditConfig,
     pub rate_limit: RateLimitConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+/// Who may get an account at first login.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    /// Anyone an upstream vouches for (with a verified e-mail).
+    Open,
+    /// Only people invited by an administrator.
+    Invite,
+    /// People whose verified e-mail is in `signup_domains`.
+    Domains,
+}
+
+/// The validated sign-up policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signup {
+    Open,
+    Invite,
+    Domains(Vec<String>),
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -96,6 +121,9 @@ impl Default for ConfigFile {
             security_policy_url: None,
             templates_dir: None,
             product_name: "idp".into(),
+            signup: SignupMode::Invite,
+            signup_domains: Vec::new(),
+            connectors: Vec::new(),
             session: SessionConfig::default(),
             audit: AuditConfig::default(),
             rate_limit: RateLimitConfig::default(),
@@ -156,6 +184,8 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("security_policy_url", KeyKind::Text),
     ("templates_dir", KeyKind::Text),
     ("product_name", KeyKind::Text),
+    ("signup", KeyKind::Text),
+    ("signup_domains", KeyKind::List),
     ("session.idle_timeout", KeyKind::Text),
     ("session.absolute_timeout", KeyKind::Text),
     ("audit.retention_days", KeyKind::Integer),
@@ -168,6 +198,9 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("log.level", KeyKind::Text),
     ("log.format", KeyKind::Text),
 ];
+
+/// Keys that only the file can set (arrays of tables).
+pub const FILE_ONLY_KEYS: &[&str] = &["connectors"];
 
 /// Environment variables idp reads that are not config keys.
 pub const ENV_CONFIG: &str = "IDP_CONFIG";
@@ -224,6 +257,8 @@ pub struct Config {
     pub security_policy_url: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub product_name: String,
+    pub signup: Signup,
+    pub connectors: Vec<ConnectorSpec>,
     pub session: SessionConfig,
     pub audit: AuditConfig,
     pub rate_limit: RateLimitConfig,
@@ -248,11 +283,12 @@ impl Config {
 
     /// Loads from the file (if any) and the process environment.
     pub fn load(path: Option<&Path>) -> Result<Config, Problems> {
-        let vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("IDP_")).collect();
+        let vars: Vec<(String, String)> = std::env::vars().collect();
         Self::load_with(path, &vars)
     }
 
-    /// Loads from the file (if any) and the given `IDP_*` variables.
+    /// Loads from the file (if any) and the given environment (`IDP_*` overrides, and the
+    /// variables that `client_secret_env` names).
     pub fn load_with(path: Option<&Path>, env: &[(String, String)]) -> Result<Config, Problems> {
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let mut table = match path {
@@ -271,11 +307,12 @@ impl Config {
         let mut warnings: Vec<String> = env
             .iter()
             .map(|(k, _)| k)
+            .filter(|k| k.starts_with("IDP_"))
             .filter(|k| *k != ENV_CONFIG && *k != ENV_MASTER_KEY && !KEYS.iter().any(|(key, _)| env_name(key) == **k))
             .map(|k| format!("environment variable {k} is not a configuration key; ignored"))
             .collect();
         let master_key = lookup(ENV_MASTER_KEY).map(Zeroizing::new);
-        let config = validate(file, master_key)?;
+        let config = validate(file, master_key, &lookup)?;
         warnings.extend(config.warnings.iter().cloned());
         Ok(Config { warnings, ..config })
     }
@@ -367,7 +404,11 @@ fn check_public_url(raw: &str, warnings: &mut Vec<String>) -> Result<Url, Proble
     Ok(u)
 }
 
-fn validate(f: ConfigFile, master_key_env: Option<Zeroizing<String>>) -> Result<Config, Problems> {
+fn validate(
+    f: ConfigFile,
+    master_key_env: Option<Zeroizing<String>>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Problems> {
     let mut p = Vec::new();
     let mut warnings = Vec::new();
 
@@ -489,6 +530,28 @@ fn validate(f: ConfigFile, master_key_env: Option<Zeroizing<String>>) -> Result<
         p.push(problem("product_name", "is empty or longer than 64 characters", "a short name shown on pages"));
     }
 
+    let signup = match f.signup {
+        SignupMode::Open => Signup::Open,
+        SignupMode::Invite => Signup::Invite,
+        SignupMode::Domains if f.signup_domains.is_empty() => {
+            p.push(problem(
+                "signup_domains",
+                "is empty while signup = \"domains\"",
+                "the e-mail domains that may sign up",
+            ));
+            Signup::Invite
+        }
+        SignupMode::Domains => Signup::Domains(f.signup_domains.iter().map(|d| d.trim().to_lowercase()).collect()),
+    };
+    if f.signup != SignupMode::Domains && !f.signup_domains.is_empty() {
+        p.push(problem(
+            "signup_domains",
+            "is set but signup is not \"domains\"",
+            "signup = \"domains\", or no signup_domains",
+        ));
+    }
+    let connectors = crate::connector_config::validate_connectors(&f.connectors, env, &mut p);
+
     match (bind, public_url, database) {
         (Ok(bind), Ok(public_url), Ok(database)) if p.is_empty() => Ok(Config {
             public_url,
@@ -501,6 +564,8 @@ fn validate(f: ConfigFile, master_key_env: Option<Zeroizing<String>>) -> Result<
             security_policy_url: f.security_policy_url,
             templates_dir: f.templates_dir,
             product_name: f.product_name,
+            signup,
+            connectors,
             session: f.session,
             audit: f.audit,
             rate_limit: f.rate_limit,

@@ -121,6 +121,7 @@ fn key_list_matches_struct_and_docs() {
             (_, KeyKind::List) => toml::Value::Array(vec![]),
             (k, KeyKind::Text) if k.ends_with("timeout") || k.ends_with("window") => toml::Value::String("1m".into()),
             (&"log.format", _) => toml::Value::String("json".into()),
+            (&"signup", _) => toml::Value::String("open".into()),
             _ => toml::Value::String("x".into()),
         };
         set_path(&mut table, key, sample);
@@ -141,11 +142,92 @@ fn key_list_matches_struct_and_docs() {
     walk("", &back, &mut leaves);
     let listed: Vec<String> = KEYS.iter().map(|(k, _)| k.to_string()).collect();
     for leaf in &leaves {
-        assert!(listed.contains(leaf), "{leaf} is a config field missing from KEYS");
+        assert!(
+            listed.contains(leaf) || FILE_ONLY_KEYS.contains(&leaf.as_str()),
+            "{leaf} is a config field missing from KEYS"
+        );
     }
     let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/configuration.md")).unwrap();
+    for key in FILE_ONLY_KEYS {
+        assert!(docs.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
+    }
     for key in &listed {
         assert!(docs.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
         assert!(docs.contains(&env_name(key)), "docs/configuration.md does not name {}", env_name(key));
     }
+}
+
+#[test]
+fn connectors_are_validated() {
+    let f = file(
+        r#"
+signup = "open"
+[[connectors]]
+id = "up"
+type = "oidc"
+name = "Upstream"
+issuer = "http://127.0.0.1:9000"
+client_id = "c"
+client_secret_env = "UP_SECRET"
+
+[[connectors]]
+id = "gh"
+type = "github"
+name = "GitHub"
+client_id = "c"
+client_secret = "s"
+orgs = ["Acme"]
+"#,
+    );
+    let c = Config::load_with(Some(f.path()), &env(&[("UP_SECRET", "shh")])).unwrap();
+    assert_eq!(c.connectors.len(), 2);
+    assert_eq!(c.connectors[0].client_secret.expose(), "shh");
+    assert!(!format!("{:?}", c.connectors[0]).contains("shh"), "a secret in Debug output");
+    match &c.connectors[1].settings {
+        ConnectorSettings::Github { api_url, orgs, .. } => {
+            assert_eq!(api_url.as_str(), "https://api.github.com/");
+            assert_eq!(orgs, &vec!["acme".to_owned()]);
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = Config::load_with(Some(f.path()), &[]).unwrap_err().to_string();
+    assert!(e.contains("connectors[0].client_secret_env") && e.contains("UP_SECRET"), "{e}");
+
+    for (bad, key) in [
+        (
+            "id = \"Bad Id\"\ntype = \"oidc\"\nname = \"x\"\nissuer = \"https://i\"\nclient_id = \"c\"\nclient_secret = \"s\"",
+            "connectors[0].id",
+        ),
+        ("id = \"a\"\ntype = \"oidc\"\nname = \"x\"\nclient_id = \"c\"\nclient_secret = \"s\"", "connectors[0].issuer"),
+        (
+            "id = \"a\"\ntype = \"oidc\"\nname = \"x\"\nissuer = \"http://evil.example\"\nclient_id = \"c\"\nclient_secret = \"s\"",
+            "connectors[0].issuer",
+        ),
+        (
+            "id = \"a\"\ntype = \"oidc\"\nname = \"x\"\nissuer = \"https://i\"\nclient_id = \"c\"",
+            "connectors[0].client_secret",
+        ),
+        (
+            "id = \"a\"\ntype = \"github\"\nname = \"x\"\nclient_id = \"c\"\nclient_secret = \"s\"\nhosted_domains = [\"x\"]",
+            "connectors[0].hosted_domains",
+        ),
+        ("id = \"a\"\ntype = \"saml2\"\nname = \"x\"\nclient_id = \"c\"\nclient_secret = \"s\"", "saml2"),
+        (
+            "id = \"a\"\ntype = \"oidc\"\nname = \"x\"\nissuer = \"https://i\"\nclient_id = \"c\"\nclient_secret = \"s\"\nsurprise = 1",
+            "surprise",
+        ),
+    ] {
+        let f = file(&format!("[[connectors]]\n{bad}\n"));
+        let e = Config::load_with(Some(f.path()), &[]).unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}
+
+#[test]
+fn signup_policy() {
+    assert_eq!(Config::load_with(None, &[]).unwrap().signup, Signup::Invite, "closed by default");
+    let c = Config::load_with(None, &env(&[("IDP_SIGNUP", "domains"), ("IDP_SIGNUP_DOMAINS", "Example.com")])).unwrap();
+    assert_eq!(c.signup, Signup::Domains(vec!["example.com".into()]));
+    assert!(Config::load_with(None, &env(&[("IDP_SIGNUP", "domains")])).is_err());
+    assert!(Config::load_with(None, &env(&[("IDP_SIGNUP", "everyone")])).is_err());
 }

@@ -14,6 +14,7 @@ pub fn run_once(state: &AppState) -> Result<(usize, usize, usize), crate::storag
     let audit = state.db.write(|conn| state.auditor.purge(conn, now, state.config.audit.retention_days))?;
     let sessions = state.db.write(|conn| session::purge_expired(conn, &state.config.session, now))?;
     let limits = state.db.write(|conn| state.limiter.purge(conn, now.and_utc().timestamp()))?;
+    state.db.write(|conn| crate::storage::login_flows::LoginFlowRepository::purge_login_flows(conn, now))?;
     Ok((audit, sessions, limits))
 }
 

@@ -1,4 +1,5 @@
 //! Login orchestration: sessions and the rate limits that guard authentication.
 
+pub mod login;
 pub mod rate_limit;
 pub mod session;

@@ -7,6 +7,7 @@
 
 pub mod audit;
 mod db;
+pub mod login_flows;
 pub mod models;
 pub mod organisations;
 pub mod rate_limits;

@@ -164,3 +164,19 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     rate_limits,
 );
+
+diesel::table! {
+    login_flows (id) {
+        id -> Text,
+        state_hash -> Text,
+        browser_hash -> Text,
+        connector_id -> Text,
+        sealed -> Binary,
+        return_to -> Nullable<Text>,
+        link_user_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(login_flows, users);

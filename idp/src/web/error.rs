@@ -19,6 +19,8 @@ pub enum WebError {
     BadRequest(&'static str),
     #[error("too many requests")]
     RateLimited { retry_after_secs: u64 },
+    #[error("upstream unavailable: {0}")]
+    UpstreamDown(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -48,6 +50,9 @@ impl WebError {
             WebError::LoginRequired { .. } => "Please sign in.",
             WebError::Forbidden(why) | WebError::BadRequest(why) => why,
             WebError::RateLimited { .. } => "Too many attempts. Please wait a moment and try again.",
+            WebError::UpstreamDown(_) => {
+                "The sign-in provider is not answering right now. Please try again in a few minutes."
+            }
             WebError::Unavailable(_) => "The service is temporarily unavailable. Please try again shortly.",
             WebError::Internal(_) => "Something went wrong on our side. The error has been logged.",
         }
@@ -62,6 +67,7 @@ impl ResponseError for WebError {
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            WebError::UpstreamDown(_) => StatusCode::BAD_GATEWAY,
             WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -5,6 +5,7 @@ pub mod client_ip;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod login;
 pub mod middleware;
 pub mod routes;
 pub mod views;
@@ -28,7 +29,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             // Authentication endpoints: rate limited per client IP.
             web::scope("/login")
                 .wrap(from_fn(middleware::auth_rate_limit))
-                .route("", web::get().to(routes::login_page)),
+                .route("", web::get().to(routes::login_page))
+                .route("/{connector}", web::get().to(login::start)),
+        )
+        .service(
+            web::scope("/callback")
+                .wrap(from_fn(middleware::auth_rate_limit))
+                .route("/{connector}", web::get().to(login::callback)),
         )
         .route("/logout", web::post().to(routes::logout))
         .route("/sessions", web::get().to(routes::sessions_page))

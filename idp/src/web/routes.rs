@@ -73,9 +73,28 @@ pub async fn home(
     let Some(session) = session else {
         return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish());
     };
+    let s = state.clone();
+    let user_id = session.user_id;
+    let (user, identities) = web::block(move || {
+        s.db.read(|conn| {
+            use crate::storage::users::UserRepository;
+            Ok::<_, crate::storage::StorageError>((conn.find_user(user_id)?, conn.external_identities_of(user_id)?))
+        })
+    })
+    .await??;
+    let linked: Vec<String> = identities.iter().map(|i| i.connector_id.clone()).collect();
+    let connectors: Vec<ConnectorLink> =
+        state.connectors.iter().map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() }).collect();
     Ok(page(views.render(
         "home.html",
-        context! { product_name => &state.config.product_name, signed_in => true, csrf_token => csrf_for(&state, &session) },
+        context! {
+            product_name => &state.config.product_name,
+            signed_in => true,
+            csrf_token => csrf_for(&state, &session),
+            email => user.as_ref().and_then(|u| u.email.clone()),
+            linked => linked,
+            connectors => connectors,
+        },
     )?))
 }
 
@@ -107,7 +126,8 @@ pub async fn login_page(
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
     let return_to = safe_return_to(query.return_to.as_deref());
-    let connectors: Vec<ConnectorLink> = Vec::new();
+    let connectors: Vec<ConnectorLink> =
+        state.connectors.iter().map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() }).collect();
     Ok(page(views.render(
         "login.html",
         context! { product_name => &state.config.product_name, connectors => connectors, return_to => return_to },

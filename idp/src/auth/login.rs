@@ -1,0 +1,265 @@
+//! The login flow at an upstream connector, in three steps:
+//! `begin` stores the flow (state, sealed PKCE verifier and nonce, bound to the browser);
+//! `take` consumes it at the callback (single use, on any instance); `complete` resolves the
+//! account from the verified identity (existing link, explicit link, or just-in-time sign-up)
+//! and starts a fresh session. Every outcome is audited.
+
+use std::net::IpAddr;
+
+use chrono::{Duration, NaiveDateTime};
+use zeroize::Zeroizing;
+
+use crate::audit::{Action, Actor, Auditor, Event, Outcome};
+use crate::config::{SessionConfig, Signup};
+use crate::crypto::secretbox::MasterKeys;
+use crate::crypto::tokens::{ct_eq, hash_token};
+use crate::domain::UserId;
+use crate::domain::session::Session;
+use crate::domain::user::{NewUser, User};
+use crate::storage::audit::AuditRepository;
+use crate::storage::login_flows::{LoginFlowRepository, LoginFlowRow};
+use crate::storage::sessions::SessionRepository;
+use crate::storage::users::UserRepository;
+use crate::storage::{StorageError, parse_id};
+use crate::upstream::{ExternalIdentity, FlowSecrets};
+
+use super::session::{self, Origin, SessionToken};
+
+/// How long a user has to come back from the upstream.
+pub const FLOW_LIFETIME_SECS: i64 = 600;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("no such login in progress (expired, already used, or never started)")]
+    UnknownFlow,
+    #[error("the login was started for another connector")]
+    WrongConnector,
+    #[error("the login was started in another browser")]
+    WrongBrowser,
+    #[error("the upstream did not verify the e-mail address")]
+    EmailNotVerified,
+    #[error("sign-up is closed for this address")]
+    SignupClosed,
+    #[error("the account is disabled")]
+    Disabled,
+    #[error("that upstream account is already linked to another user")]
+    LinkedElsewhere,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A consumed flow, ready for the code exchange.
+#[derive(Debug)]
+pub struct TakenFlow {
+    pub connector_id: String,
+    pub secrets: FlowSecrets,
+    pub return_to: Option<String>,
+    pub link_user: Option<UserId>,
+}
+
+fn flow_context(id: &str) -> Vec<u8> {
+    format!("idp-login-flow:{id}").into_bytes()
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn begin(
+    conn: &mut impl LoginFlowRepository,
+    keys: &MasterKeys,
+    now: NaiveDateTime,
+    connector_id: &str,
+    state: &str,
+    secrets: &FlowSecrets,
+    browser_binding: &str,
+    return_to: Option<&str>,
+    link_user: Option<UserId>,
+) -> Result<(), LoginError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let plain = Zeroizing::new(serde_json::to_vec(secrets).map_err(|e| StorageError::Corrupt(e.to_string()))?);
+    let (_, sealed) = keys.seal(&flow_context(&id), &plain);
+    conn.insert_login_flow(&LoginFlowRow {
+        state_hash: hash_token(state),
+        browser_hash: hash_token(browser_binding),
+        connector_id: connector_id.to_owned(),
+        sealed,
+        return_to: return_to.map(str::to_owned),
+        link_user_id: link_user.map(|u| u.to_string()),
+        created_at: now,
+        expires_at: now + Duration::seconds(FLOW_LIFETIME_SECS),
+        id,
+    })?;
+    Ok(())
+}
+
+/// Consumes the flow a callback names. The flow is gone whatever the outcome: a state is
+/// good for one try.
+pub fn take(
+    conn: &mut impl LoginFlowRepository,
+    keys: &MasterKeys,
+    now: NaiveDateTime,
+    connector_id: &str,
+    state: &str,
+    browser_binding: Option<&str>,
+) -> Result<TakenFlow, LoginError> {
+    let row = conn.take_login_flow(&hash_token(state))?.ok_or(LoginError::UnknownFlow)?;
+    if row.expires_at <= now {
+        return Err(LoginError::UnknownFlow);
+    }
+    if row.connector_id != connector_id {
+        return Err(LoginError::WrongConnector);
+    }
+    let bound = browser_binding.is_some_and(|b| ct_eq(hash_token(b).as_bytes(), row.browser_hash.as_bytes()));
+    if !bound {
+        return Err(LoginError::WrongBrowser);
+    }
+    let plain = keys.open(&flow_context(&row.id), &row.sealed).map_err(StorageError::Sealed)?;
+    let secrets: FlowSecrets = serde_json::from_slice(&plain).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    Ok(TakenFlow {
+        connector_id: row.connector_id,
+        secrets,
+        return_to: row.return_to,
+        link_user: row.link_user_id.as_deref().map(parse_id).transpose()?,
+    })
+}
+
+/// Policy inputs for completing a login.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginPolicy<'a> {
+    pub signup: &'a Signup,
+    pub session: &'a SessionConfig,
+    /// Whether the connector's own `amr` (e.g. `mfa`) is recorded in the session.
+    pub trust_upstream_mfa: bool,
+}
+
+fn may_sign_up(signup: &Signup, email: &str) -> bool {
+    match signup {
+        Signup::Open => true,
+        Signup::Invite => false,
+        Signup::Domains(domains) => {
+            email.rsplit_once('@').is_some_and(|(_, d)| domains.iter().any(|allowed| allowed.eq_ignore_ascii_case(d)))
+        }
+    }
+}
+
+/// Finds or creates the account for a verified upstream identity and starts a session.
+pub fn complete(
+    conn: &mut (impl UserRepository + SessionRepository + AuditRepository),
+    auditor: &Auditor,
+    policy: LoginPolicy<'_>,
+    now: NaiveDateTime,
+    identity: &ExternalIdentity,
+    link_user: Option<UserId>,
+    origin: &Origin,
+) -> Result<(SessionToken, Session, User), LoginError> {
+    let user = match conn.find_external_identity(&identity.connector_id, &identity.subject)? {
+        Some(linked) => {
+            if link_user.is_some_and(|u| u != linked.user_id) {
+                return Err(LoginError::LinkedElsewhere);
+            }
+            conn.find_user(linked.user_id)?.ok_or(StorageError::NotFound)?
+        }
+        None => match link_user {
+            Some(user_id) => {
+                let user = conn.find_user(user_id)?.ok_or(StorageError::NotFound)?;
+                conn.link_external_identity(
+                    user.id,
+                    &identity.connector_id,
+                    &identity.subject,
+                    identity.email.as_deref(),
+                    now,
+                )?;
+                auditor.record(
+                    conn,
+                    now,
+                    Event::new(Actor::User(user.id), Action::IdentityLinked)
+                        .target(user.id)
+                        .detail("connector", identity.connector_id.as_str())
+                        .source(origin.ip),
+                )?;
+                user
+            }
+            None => {
+                let email = identity
+                    .email
+                    .as_deref()
+                    .filter(|_| identity.email_verified)
+                    .ok_or(LoginError::EmailNotVerified)?;
+                if !may_sign_up(policy.signup, email) {
+                    return Err(LoginError::SignupClosed);
+                }
+                let user = conn.create_user(
+                    &NewUser {
+                        email: Some(email.to_owned()),
+                        email_verified: true,
+                        display_name: identity.name.clone(),
+                    },
+                    now,
+                )?;
+                conn.link_external_identity(user.id, &identity.connector_id, &identity.subject, Some(email), now)?;
+                auditor.record(
+                    conn,
+                    now,
+                    Event::new(Actor::User(user.id), Action::UserCreated)
+                        .target(user.id)
+                        .detail("connector", identity.connector_id.as_str())
+                        .email("email", email)
+                        .source(origin.ip),
+                )?;
+                user
+            }
+        },
+    };
+    if user.disabled {
+        return Err(LoginError::Disabled);
+    }
+    let mut amr = vec!["fed".to_owned()];
+    if policy.trust_upstream_mfa {
+        amr.extend(identity.amr.iter().filter(|a| *a != "fed").cloned());
+    }
+    let acr = if policy.trust_upstream_mfa { identity.acr.as_deref() } else { None };
+    let (token, session) = session::start(conn, auditor, policy.session, now, user.id, &amr, acr, origin)?;
+    auditor.record(
+        conn,
+        now,
+        Event::new(Actor::User(user.id), Action::LoginSucceeded)
+            .target(session.id)
+            .detail("connector", identity.connector_id.as_str())
+            .source(origin.ip),
+    )?;
+    Ok((token, session, user))
+}
+
+/// Records a failed login; `reason` is a fixed phrase, never upstream text with personal data.
+pub fn record_failure(
+    conn: &mut impl AuditRepository,
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    connector_id: &str,
+    reason: &str,
+    ip: Option<IpAddr>,
+) -> Result<(), StorageError> {
+    auditor.record(
+        conn,
+        now,
+        Event::new(Actor::Anonymous, Action::LoginFailed)
+            .outcome(Outcome::Failure)
+            .detail("connector", connector_id)
+            .detail("reason", reason)
+            .source(ip),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signup_policy() {
+        assert!(may_sign_up(&Signup::Open, "a@b.c"));
+        assert!(!may_sign_up(&Signup::Invite, "a@b.c"));
+        let d = Signup::Domains(vec!["example.com".into()]);
+        assert!(may_sign_up(&d, "a@Example.com"));
+        assert!(!may_sign_up(&d, "a@example.com.evil"));
+        assert!(!may_sign_up(&d, "a@sub.example.com"));
+        assert!(!may_sign_up(&d, "example.com"));
+    }
+}

@@ -1,0 +1,273 @@
+//! `[[connectors]]` in the configuration file, as Dex operators write them, and their validation.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+use zeroize::Zeroizing;
+
+use crate::config::Problem;
+use crate::domain::organisation::Slug;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorKind {
+    Google,
+    Github,
+    Oidc,
+}
+
+impl ConnectorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Google => "google",
+            ConnectorKind::Github => "github",
+            ConnectorKind::Oidc => "oidc",
+        }
+    }
+}
+
+/// One `[[connectors]]` table as written.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: ConnectorKind,
+    pub name: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_claim: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosted_domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orgs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub trust_upstream_mfa: bool,
+}
+
+/// A client secret: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(Zeroizing<String>);
+
+impl ClientSecret {
+    pub fn new(s: String) -> Self {
+        Self(Zeroizing::new(s))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(***)")
+    }
+}
+
+/// What kind-specific settings a validated connector carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorSettings {
+    /// Google and generic OIDC: discovery from the issuer.
+    Oidc {
+        issuer: Url,
+        scopes: Vec<String>,
+        groups_claim: Option<String>,
+        hosted_domains: Vec<String>,
+    },
+    Github {
+        web_url: Url,
+        api_url: Url,
+        orgs: Vec<String>,
+    },
+}
+
+/// A validated connector, ready for `upstream::Connector`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectorSpec {
+    pub id: Slug,
+    pub kind: ConnectorKind,
+    pub name: String,
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+    pub settings: ConnectorSettings,
+    pub trust_upstream_mfa: bool,
+}
+
+fn problem(key: String, what: impl Into<String>, expected: impl Into<String>) -> Problem {
+    Problem { key, problem: what.into(), expected: expected.into() }
+}
+
+fn http_url(raw: &str) -> Option<Url> {
+    let u = Url::parse(raw).ok()?;
+    let loopback = matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || u.host_str() == Some("localhost");
+    (u.scheme() == "https" || (u.scheme() == "http" && loopback)).then_some(u)
+}
+
+/// Resolves a secret given inline, by environment variable, or by file; exactly one.
+fn resolve_secret(
+    c: &ConnectorConfig,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClientSecret, Problem> {
+    let secret = match (&c.client_secret, &c.client_secret_env, &c.client_secret_file) {
+        (Some(s), None, None) => s.clone(),
+        (None, Some(var), None) => env(var).ok_or_else(|| {
+            problem(
+                format!("{key}.client_secret_env"),
+                format!("environment variable {var} is not set"),
+                "the variable to hold the secret",
+            )
+        })?,
+        (None, None, Some(path)) => {
+            std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\n', '\r']).to_owned()).map_err(|e| {
+                problem(format!("{key}.client_secret_file"), format!("{}: {e}", path.display()), "a readable file")
+            })?
+        }
+        _ => {
+            return Err(problem(
+                format!("{key}.client_secret"),
+                "give exactly one of client_secret, client_secret_env, client_secret_file",
+                "one source for the secret",
+            ));
+        }
+    };
+    if secret.is_empty() {
+        return Err(problem(format!("{key}.client_secret"), "is empty", "the client secret the upstream issued"));
+    }
+    Ok(ClientSecret::new(secret))
+}
+
+pub fn validate_connectors(
+    list: &[ConnectorConfig],
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<ConnectorSpec> {
+    let mut out: Vec<ConnectorSpec> = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        let key = format!("connectors[{i}]");
+        let before = problems.len();
+        let id =
+            Slug::parse(&c.id).map_err(|e| problems.push(problem(format!("{key}.id"), format!("{:?}: {e}", c.id), "")));
+        if let Ok(id) = &id {
+            if out.iter().any(|o| o.id == *id) {
+                problems.push(problem(
+                    format!("{key}.id"),
+                    format!("{:?} is used by another connector", c.id),
+                    "a unique id",
+                ));
+            }
+        }
+        if c.name.trim().is_empty() {
+            problems.push(problem(format!("{key}.name"), "is empty", "the name shown on the login page"));
+        }
+        if c.client_id.trim().is_empty() {
+            problems.push(problem(format!("{key}.client_id"), "is empty", "the client id the upstream issued"));
+        }
+        let secret = resolve_secret(c, &key, env).map_err(|p| problems.push(p));
+        let wrong = |field: &str, set: bool, problems: &mut Vec<Problem>| {
+            if set {
+                problems.push(problem(
+                    format!("{key}.{field}"),
+                    format!("does not apply to type {}", c.kind.as_str()),
+                    "",
+                ));
+            }
+        };
+        let settings = match c.kind {
+            ConnectorKind::Google | ConnectorKind::Oidc => {
+                wrong("orgs", !c.orgs.is_empty(), problems);
+                wrong("base_url", c.base_url.is_some(), problems);
+                if c.kind == ConnectorKind::Oidc {
+                    wrong("hosted_domains", !c.hosted_domains.is_empty(), problems);
+                }
+                let issuer_raw = match (c.kind, &c.issuer) {
+                    (_, Some(i)) => Some(i.clone()),
+                    (ConnectorKind::Google, None) => Some("https://accounts.google.com".to_owned()),
+                    _ => None,
+                };
+                let issuer = match issuer_raw.as_deref().map(|r| (r, http_url(r))) {
+                    None => Err(problem(
+                        format!("{key}.issuer"),
+                        "is missing",
+                        "the issuer URL, e.g. https://login.example.com",
+                    )),
+                    Some((raw, None)) => Err(problem(
+                        format!("{key}.issuer"),
+                        format!("{raw:?} is not an https URL"),
+                        "https://... (http only on loopback)",
+                    )),
+                    Some((_, Some(u))) => Ok(u),
+                }
+                .map_err(|p| problems.push(p));
+                let scopes =
+                    c.scopes.clone().unwrap_or_else(|| vec!["openid".into(), "email".into(), "profile".into()]);
+                if !scopes.iter().any(|s| s == "openid") {
+                    problems.push(problem(format!("{key}.scopes"), "lacks openid", "a list including \"openid\""));
+                }
+                issuer.ok().map(|issuer| ConnectorSettings::Oidc {
+                    issuer,
+                    scopes,
+                    groups_claim: c.groups_claim.clone(),
+                    hosted_domains: c.hosted_domains.iter().map(|d| d.to_lowercase()).collect(),
+                })
+            }
+            ConnectorKind::Github => {
+                wrong("issuer", c.issuer.is_some(), problems);
+                wrong("hosted_domains", !c.hosted_domains.is_empty(), problems);
+                wrong("groups_claim", c.groups_claim.is_some(), problems);
+                let raw = c.base_url.clone().unwrap_or_else(|| "https://github.com".into());
+                match http_url(&raw) {
+                    None => {
+                        problems.push(problem(
+                            format!("{key}.base_url"),
+                            format!("{raw:?} is not an https URL"),
+                            "https://github.example.com",
+                        ));
+                        None
+                    }
+                    Some(web) => {
+                        let api = if web.host_str() == Some("github.com") {
+                            Url::parse("https://api.github.com/").ok()
+                        } else {
+                            web.join("api/v3/").ok()
+                        };
+                        api.map(|api_url| ConnectorSettings::Github {
+                            web_url: web,
+                            api_url,
+                            orgs: c.orgs.iter().map(|o| o.to_lowercase()).collect(),
+                        })
+                    }
+                }
+            }
+        };
+        if problems.len() == before {
+            if let (Ok(id), Ok(client_secret), Some(settings)) = (id, secret, settings) {
+                out.push(ConnectorSpec {
+                    id,
+                    kind: c.kind,
+                    name: c.name.trim().to_owned(),
+                    client_id: c.client_id.clone(),
+                    client_secret,
+                    settings,
+                    trust_upstream_mfa: c.trust_upstream_mfa,
+                });
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,155 @@
+//! Upstream connectors: each turns a login at an upstream provider into an [`ExternalIdentity`].
+//! Google and generic OIDC share one implementation (discovery, PKCE, nonce, ID token checks);
+//! GitHub is OAuth2 plus its REST API.
+
+pub mod github;
+pub mod oidc;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::config::{ConnectorKind, ConnectorSettings, ConnectorSpec};
+
+/// Who the upstream says the user is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalIdentity {
+    pub connector_id: String,
+    /// Stable upstream identifier (`sub`, GitHub's numeric id): never the e-mail.
+    pub subject: String,
+    pub email: Option<String>,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    /// What the upstream says about how the user authenticated (OIDC `amr`/`acr`).
+    pub amr: Vec<String>,
+    pub acr: Option<String>,
+}
+
+/// What the callback needs that must not travel through the browser: sealed in the flow row.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FlowSecrets {
+    pub nonce: Option<String>,
+    pub pkce_verifier: Option<String>,
+}
+
+/// Where to send the browser, and what to remember until it comes back.
+#[derive(Debug)]
+pub struct Authorization {
+    pub url: Url,
+    pub state: String,
+    pub secrets: FlowSecrets,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// The upstream could not be reached or answered with a server error.
+    #[error("upstream unavailable: {0}")]
+    Unavailable(String),
+    /// The upstream refused (the user cancelled, or it denied access).
+    #[error("upstream refused: {0}")]
+    Denied(String),
+    /// The upstream's answer failed a check (signature, issuer, audience, expiry, nonce...).
+    #[error("invalid upstream response: {0}")]
+    Invalid(String),
+    /// The identity is genuine but policy does not let it in (hosted domain, organisation).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+}
+
+pub(crate) fn http_client() -> reqwest::Client {
+    // No redirects: following them opens the door to SSRF through upstream metadata.
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!("idp/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+#[derive(Debug)]
+pub enum Connector {
+    Oidc(Box<oidc::OidcConnector>),
+    Github(Box<github::GithubConnector>),
+}
+
+impl Connector {
+    pub fn new(spec: ConnectorSpec) -> Self {
+        match &spec.settings {
+            ConnectorSettings::Oidc { .. } => Connector::Oidc(Box::new(oidc::OidcConnector::new(spec))),
+            ConnectorSettings::Github { .. } => Connector::Github(Box::new(github::GithubConnector::new(spec))),
+        }
+    }
+
+    pub fn spec(&self) -> &ConnectorSpec {
+        match self {
+            Connector::Oidc(c) => c.spec(),
+            Connector::Github(c) => c.spec(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        self.spec().id.as_str()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec().name
+    }
+
+    pub fn kind(&self) -> ConnectorKind {
+        self.spec().kind
+    }
+
+    pub async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, UpstreamError> {
+        match self {
+            Connector::Oidc(c) => c.authorize(redirect_uri).await,
+            Connector::Github(c) => c.authorize(redirect_uri),
+        }
+    }
+
+    /// Checks the `iss` of an authorization response (RFC 9207) against this connector.
+    pub async fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), UpstreamError> {
+        match self {
+            Connector::Oidc(c) => c.check_response_issuer(iss).await,
+            Connector::Github(_) => match iss {
+                None => Ok(()),
+                Some(_) => Err(UpstreamError::Invalid("an iss parameter from a provider that sends none".into())),
+            },
+        }
+    }
+
+    pub async fn finish(
+        &self,
+        redirect_uri: &str,
+        code: &str,
+        secrets: FlowSecrets,
+    ) -> Result<ExternalIdentity, UpstreamError> {
+        match self {
+            Connector::Oidc(c) => c.finish(redirect_uri, code, secrets).await,
+            Connector::Github(c) => c.finish(redirect_uri, code, secrets).await,
+        }
+    }
+}
+
+/// The connectors idp knows, by id.
+#[derive(Debug, Clone, Default)]
+pub struct Connectors {
+    list: Vec<Arc<Connector>>,
+}
+
+impl Connectors {
+    pub fn from_specs(specs: &[ConnectorSpec]) -> Self {
+        Self { list: specs.iter().cloned().map(|s| Arc::new(Connector::new(s))).collect() }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<Connector>> {
+        self.list.iter().find(|c| c.id() == id).cloned()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Connector>> {
+        self.list.iter()
+    }
+}

@@ -1,0 +1,216 @@
+//! Login through upstream connectors: `/login/{id}` starts, `/callback/{id}` finishes.
+
+use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::client_ip::client_ip;
+use super::error::WebError;
+use super::extract::{MaybeSignedIn, session_cookie_name};
+use super::routes::safe_return_to;
+use crate::app::AppState;
+use crate::auth::login::{self, LoginError, LoginPolicy};
+use crate::auth::session::Origin;
+use crate::crypto::tokens::random_token;
+use crate::upstream::UpstreamError;
+
+fn flow_cookie_name(https: bool) -> &'static str {
+    if https { "__Host-idp_flow" } else { "idp_flow" }
+}
+
+fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .secure(state.config.is_https())
+        .same_site(SameSite::Lax)
+        .finish()
+}
+
+fn redirect_uri(state: &AppState, connector: &str) -> String {
+    format!("{}/callback/{connector}", state.config.base_url())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StartQuery {
+    return_to: Option<String>,
+    /// `1` to link this connector's account to the signed-in user.
+    link: Option<String>,
+}
+
+pub async fn start(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<StartQuery>,
+    MaybeSignedIn(session): MaybeSignedIn,
+) -> Result<HttpResponse, WebError> {
+    let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
+    let link_user = match (query.link.as_deref(), &session) {
+        (Some("1"), Some(s)) => Some(s.user_id),
+        (Some("1"), None) => return Err(WebError::LoginRequired { return_to: "/".into() }),
+        _ => None,
+    };
+    let authorization = connector.authorize(&redirect_uri(&state, connector.id())).await.map_err(upstream_error)?;
+    let binding = random_token(32);
+    let return_to = safe_return_to(query.return_to.as_deref());
+    let s = state.clone();
+    let connector_id = connector.id().to_owned();
+    let (auth_state, secrets) = (authorization.state.clone(), authorization.secrets);
+    let b = binding.clone();
+    web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| {
+            login::begin(conn, &s.keys, now, &connector_id, &auth_state, &secrets, &b, return_to.as_deref(), link_user)
+        })
+    })
+    .await?
+    .map_err(login_error)?;
+    let mut flow = cookie(&state, flow_cookie_name(state.config.is_https()), binding);
+    flow.set_max_age(CookieDuration::seconds(login::FLOW_LIFETIME_SECS));
+    Ok(HttpResponse::SeeOther().cookie(flow).insert_header((header::LOCATION, authorization.url.to_string())).finish())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    iss: Option<String>,
+}
+
+pub async fn callback(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    query: web::Query<CallbackQuery>,
+) -> Result<HttpResponse, WebError> {
+    let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let failing_connector = connector.id().to_owned();
+    let fail = |reason: &'static str, err: WebError| {
+        let s = state.clone();
+        let connector_id = failing_connector.clone();
+        async move {
+            let audited = web::block(move || {
+                let now = s.clock.now_naive();
+                s.db.write(|conn| login::record_failure(conn, &s.auditor, now, &connector_id, reason, ip))
+            })
+            .await;
+            if let Ok(Err(e)) = audited {
+                tracing::error!(error = %e, "could not audit a failed login");
+            }
+            tracing::info!(reason, "login failed");
+            Err::<HttpResponse, WebError>(err)
+        }
+    };
+    let Some(flow_state) = query.state.clone() else {
+        return fail("no state", WebError::BadRequest("The sign-in response is incomplete. Please start again.")).await;
+    };
+    let binding = req.cookie(flow_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
+    let s = state.clone();
+    let connector_id = connector.id().to_owned();
+    let taken = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| login::take(conn, &s.keys, now, &connector_id, &flow_state, binding.as_deref()))
+    })
+    .await?;
+    let flow = match taken {
+        Ok(f) => f,
+        Err(e) => {
+            let reason = match e {
+                LoginError::UnknownFlow => "unknown or reused state",
+                LoginError::WrongConnector => "response for another connector",
+                LoginError::WrongBrowser => "flow cookie missing or wrong",
+                _ => "flow error",
+            };
+            return fail(reason, login_error(e)).await;
+        }
+    };
+    if query.error.is_some() {
+        return fail("refused upstream", WebError::Forbidden("The sign-in was cancelled or refused by the provider."))
+            .await;
+    }
+    if let Err(e) = connector.check_response_issuer(query.iss.as_deref()).await {
+        tracing::warn!(error = %e, "authorization response issuer check failed");
+        return fail("issuer mismatch", upstream_error(e)).await;
+    }
+    let Some(code) = query.code.as_deref() else {
+        return fail("no code", WebError::BadRequest("The sign-in response is incomplete. Please start again.")).await;
+    };
+    let identity = match connector.finish(&redirect_uri(&state, connector.id()), code, flow.secrets).await {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::warn!(error = %e, connector = %connector.id(), "upstream login failed");
+            let reason = match e {
+                UpstreamError::Unavailable(_) => "upstream unavailable",
+                UpstreamError::Denied(_) => "upstream refused",
+                UpstreamError::Invalid(_) => "invalid upstream response",
+                UpstreamError::NotAllowed(_) => "not allowed by connector policy",
+            };
+            return fail(reason, upstream_error(e)).await;
+        }
+    };
+    let origin = Origin {
+        ip,
+        user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+    };
+    let s = state.clone();
+    let trust = connector.spec().trust_upstream_mfa;
+    let link_user = flow.link_user;
+    let done = web::block(move || {
+        let now = s.clock.now_naive();
+        let policy = LoginPolicy { signup: &s.config.signup, session: &s.config.session, trust_upstream_mfa: trust };
+        s.db.write(|conn| login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin))
+    })
+    .await?;
+    let (token, _session, _user) = match done {
+        Ok(v) => v,
+        Err(e) => {
+            let reason = match e {
+                LoginError::EmailNotVerified => "e-mail not verified",
+                LoginError::SignupClosed => "sign-up closed",
+                LoginError::Disabled => "account disabled",
+                LoginError::LinkedElsewhere => "identity linked to another user",
+                _ => "login error",
+            };
+            return fail(reason, login_error(e)).await;
+        }
+    };
+    let mut gone = cookie(&state, flow_cookie_name(state.config.is_https()), String::new());
+    gone.make_removal();
+    let target = flow.return_to.unwrap_or_else(|| "/".into());
+    Ok(HttpResponse::SeeOther()
+        .cookie(cookie(&state, session_cookie_name(state.config.is_https()), token.expose().to_owned()))
+        .cookie(gone)
+        .insert_header((header::LOCATION, target))
+        .finish())
+}
+
+fn upstream_error(e: UpstreamError) -> WebError {
+    match e {
+        UpstreamError::Unavailable(why) => WebError::UpstreamDown(why),
+        UpstreamError::Denied(_) => WebError::Forbidden("The sign-in was refused by the provider."),
+        UpstreamError::Invalid(_) => {
+            WebError::BadRequest("The provider's answer could not be verified. Please start again.")
+        }
+        UpstreamError::NotAllowed(_) => WebError::Forbidden("This account is not allowed to sign in here."),
+    }
+}
+
+fn login_error(e: LoginError) -> WebError {
+    match e {
+        LoginError::UnknownFlow | LoginError::WrongConnector | LoginError::WrongBrowser => {
+            WebError::BadRequest("This sign-in link has expired or was already used. Please start again.")
+        }
+        LoginError::EmailNotVerified => WebError::Forbidden(
+            "Your e-mail address is not verified with the provider. Verify it there, then sign in again.",
+        ),
+        LoginError::SignupClosed => {
+            WebError::Forbidden("There is no account for you here. Ask an administrator for an invitation.")
+        }
+        LoginError::Disabled => WebError::Forbidden("This account is disabled."),
+        LoginError::LinkedElsewhere => WebError::Forbidden("That account is already linked to another user."),
+        LoginError::Storage(e) => e.into(),
+    }
+}
