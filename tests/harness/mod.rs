@@ -15,6 +15,8 @@ use diesel::prelude::*;
 use diesel::{PgConnection, RunQueryDsl};
 use idp::storage::{DatabaseUrl, Db};
 
+pub mod peers;
+
 pub fn postgres_admin_url() -> String {
     std::env::var("IDP_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
@@ -151,7 +153,15 @@ impl Server {
     }
 
     pub fn try_start(dir: &Path, env: &[(&str, &str)]) -> Result<Server, String> {
-        let port = free_port();
+        Self::try_start_at(dir, free_port(), env)
+    }
+
+    /// Starts on a chosen port, for peers that must know idp's URL first.
+    pub fn start_at(dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+        Self::try_start_at(dir, port, env).unwrap_or_else(|log| panic!("idp serve did not come up:\n{log}"))
+    }
+
+    pub fn try_start_at(dir: &Path, port: u16, env: &[(&str, &str)]) -> Result<Server, String> {
         let base = format!("http://127.0.0.1:{port}");
         let log = dir.join(format!("idp-{port}.log"));
         let mut cmd = idp(dir);

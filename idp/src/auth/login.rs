@@ -90,8 +90,9 @@ pub fn begin(
     Ok(())
 }
 
-/// Consumes the flow a callback names. The flow is gone whatever the outcome: a state is
-/// good for one try.
+/// Consumes the flow a callback names. The flow is gone whatever the outcome, so a state is
+/// good for one try: the outer result is a storage failure (nothing changed), the inner one a
+/// refusal (the flow is consumed all the same, and the caller commits).
 pub fn take(
     conn: &mut impl LoginFlowRepository,
     keys: &MasterKeys,
@@ -99,26 +100,26 @@ pub fn take(
     connector_id: &str,
     state: &str,
     browser_binding: Option<&str>,
-) -> Result<TakenFlow, LoginError> {
-    let row = conn.take_login_flow(&hash_token(state))?.ok_or(LoginError::UnknownFlow)?;
+) -> Result<Result<TakenFlow, LoginError>, StorageError> {
+    let Some(row) = conn.take_login_flow(&hash_token(state))? else { return Ok(Err(LoginError::UnknownFlow)) };
     if row.expires_at <= now {
-        return Err(LoginError::UnknownFlow);
+        return Ok(Err(LoginError::UnknownFlow));
     }
     if row.connector_id != connector_id {
-        return Err(LoginError::WrongConnector);
+        return Ok(Err(LoginError::WrongConnector));
     }
     let bound = browser_binding.is_some_and(|b| ct_eq(hash_token(b).as_bytes(), row.browser_hash.as_bytes()));
     if !bound {
-        return Err(LoginError::WrongBrowser);
+        return Ok(Err(LoginError::WrongBrowser));
     }
     let plain = keys.open(&flow_context(&row.id), &row.sealed).map_err(StorageError::Sealed)?;
     let secrets: FlowSecrets = serde_json::from_slice(&plain).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-    Ok(TakenFlow {
+    Ok(Ok(TakenFlow {
         connector_id: row.connector_id,
         secrets,
         return_to: row.return_to,
         link_user: row.link_user_id.as_deref().map(parse_id).transpose()?,
-    })
+    }))
 }
 
 /// Policy inputs for completing a login.

@@ -115,7 +115,7 @@ pub async fn callback(
         s.db.write(|conn| login::take(conn, &s.keys, now, &connector_id, &flow_state, binding.as_deref()))
     })
     .await?;
-    let flow = match taken {
+    let flow = match taken.map_err(WebError::from)? {
         Ok(f) => f,
         Err(e) => {
             let reason = match e {

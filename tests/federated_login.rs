@@ -1,0 +1,442 @@
+//! Federated login end to end: idp as the broker between a scripted browser and real upstreams
+//! (oidc-provider as Google and as a generic issuer; the GitHub fake), on SQLite and PostgreSQL,
+//! with every negative path asserting that no session and no user came of it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod harness;
+
+use harness::peers::{Browser, Peer, UpstreamClient, dead_url, github_fake, oidc_upstream};
+use harness::{Server, TestDb, free_port, idp, run, text};
+
+const SECRET: &str = "broker-secret-0123456789abcdef";
+
+/// A running idp with its upstream(s).
+struct World {
+    dir: tempfile::TempDir,
+    server: Server,
+    upstream: Peer,
+    github: Option<Peer>,
+    _db: Option<TestDb>,
+    env: Vec<(String, String)>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+struct Options<'a> {
+    backend: Backend,
+    signup: &'a str,
+    /// Extra TOML for the `up` connector (e.g. `hosted_domains`).
+    up_extra: &'a str,
+    up_type: &'a str,
+    /// A second connector `b` at the same upstream with its own client.
+    second_connector: bool,
+    github: bool,
+    up_issuer_override: Option<String>,
+}
+
+impl Default for Options<'_> {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            signup: "open",
+            up_extra: "",
+            up_type: "oidc",
+            second_connector: false,
+            github: false,
+            up_issuer_override: None,
+        }
+    }
+}
+
+fn world(o: Options<'_>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let upstream = oidc_upstream(&[
+        UpstreamClient {
+            client_id: "idp-broker",
+            client_secret: SECRET,
+            redirect_uris: vec![format!("{base}/callback/up")],
+        },
+        UpstreamClient {
+            client_id: "idp-broker-b",
+            client_secret: SECRET,
+            redirect_uris: vec![format!("{base}/callback/b")],
+        },
+    ]);
+    let issuer = o.up_issuer_override.clone().unwrap_or_else(|| upstream.base.clone());
+    let mut toml = format!(
+        "signup = \"{}\"\n\n[[connectors]]\nid = \"up\"\ntype = \"{}\"\nname = \"Upstream\"\nissuer = \"{issuer}\"\nclient_id = \"idp-broker\"\nclient_secret_env = \"UP_SECRET\"\n{}\n",
+        o.signup, o.up_type, o.up_extra
+    );
+    if o.second_connector {
+        toml.push_str(&format!(
+            "\n[[connectors]]\nid = \"b\"\ntype = \"oidc\"\nname = \"Second\"\nissuer = \"{}\"\nclient_id = \"idp-broker-b\"\nclient_secret = \"{SECRET}\"\n",
+            upstream.base
+        ));
+    }
+    let github = o.github.then(|| github_fake("gh-client", "gh-secret"));
+    if let Some(gh) = &github {
+        toml.push_str(&format!(
+            "\n[[connectors]]\nid = \"gh\"\ntype = \"github\"\nname = \"GitHub\"\nbase_url = \"{}\"\nclient_id = \"gh-client\"\nclient_secret = \"gh-secret\"\norgs = [\"acme\"]\n",
+            gh.base
+        ));
+    }
+    let config = dir.path().join("idp.toml");
+    std::fs::write(&config, toml).unwrap();
+    let db = (o.backend == Backend::Postgres).then(TestDb::postgres);
+    let mut env =
+        vec![("IDP_CONFIG".to_owned(), config.display().to_string()), ("UP_SECRET".to_owned(), SECRET.to_owned())];
+    if let Some(db) = &db {
+        env.push(("IDP_DATABASE_URL".to_owned(), db.url()));
+    }
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_at(dir.path(), port, &env_refs);
+    World { dir, server, upstream, github, _db: db, env }
+}
+
+impl World {
+    fn users(&self) -> String {
+        let mut cmd = idp(self.dir.path());
+        cmd.args(["user", "list"]);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn user_count(&self) -> usize {
+        self.users().lines().count()
+    }
+
+    fn login(&self, browser: &mut Browser, connector: &str) -> harness::peers::Page {
+        browser.open(&self.server.url(&format!("/login/{connector}")))
+    }
+
+    fn set_user(&self, user: &str) {
+        self.upstream.get(&format!("/__test/set-user?user={user}"));
+    }
+
+    fn tamper(&self, kind: &str) {
+        self.upstream.get(&format!("/__test/tamper?kind={kind}"));
+    }
+
+    /// Whether this browser has a session at idp.
+    fn signed_in(&self, browser: &mut Browser) -> bool {
+        let page = browser.open(&self.server.url("/"));
+        page.status == 200 && page.body.contains("Signed in")
+    }
+}
+
+fn assert_refused(w: &World, browser: &mut Browser, page: &harness::peers::Page, status: u16, users_before: usize) {
+    assert_eq!(page.status, status, "{}: {}", page.url, page.body);
+    assert!(page.url.starts_with(&w.server.base), "ended at {}", page.url);
+    assert!(
+        !page.body.to_lowercase().contains("error:") && !page.body.contains("diesel"),
+        "internal text leaked: {}",
+        page.body
+    );
+    assert!(!w.signed_in(browser), "a session was created");
+    assert_eq!(w.user_count(), users_before, "a user was created");
+}
+
+fn oidc_login_creates_the_user_and_a_session(backend: Backend) {
+    let w = world(Options { backend, ..Default::default() });
+    let mut b = Browser::new();
+    let login = b.open(&w.server.url("/login"));
+    assert!(login.body.contains("Continue with Upstream"));
+    let page = w.login(&mut b, "up");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("alice@example.test"), "{}", page.body);
+    assert!(b.visited_containing("/callback/up").unwrap().contains("iss="), "the upstream sends iss (RFC 9207)");
+    assert!(w.users().contains("alice@example.test"));
+    // A second login is the same user, with a new session.
+    let mut b2 = Browser::new();
+    assert_eq!(w.login(&mut b2, "up").status, 200);
+    assert_eq!(w.user_count(), 1);
+}
+
+#[test]
+fn oidc_login_on_sqlite() {
+    oidc_login_creates_the_user_and_a_session(Backend::Sqlite);
+}
+
+#[test]
+fn oidc_login_on_postgresql() {
+    oidc_login_creates_the_user_and_a_session(Backend::Postgres);
+}
+
+#[test]
+fn google_connector_honours_hosted_domains() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let w = world(Options {
+            backend,
+            up_type: "google",
+            up_extra: "hosted_domains = [\"example.test\"]",
+            ..Default::default()
+        });
+        let mut b = Browser::new();
+        assert_eq!(w.login(&mut b, "up").status, 200);
+        w.set_user("carol");
+        let mut b = Browser::new();
+        let page = w.login(&mut b, "up");
+        assert_refused(&w, &mut b, &page, 403, 1);
+    }
+}
+
+fn github_login(backend: Backend) {
+    let w = world(Options { backend, github: true, ..Default::default() });
+    let gh = w.github.as_ref().unwrap();
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "gh");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("octocat@github.test"), "{}", page.body);
+    // Outside the allowed organisations.
+    gh.get("/__test/set-user?user=outsider");
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "gh");
+    assert_refused(&w, &mut b, &page, 403, 1);
+    // Without a verified primary e-mail.
+    gh.get("/__test/set-user?user=unverified");
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "gh");
+    assert_refused(&w, &mut b, &page, 403, 1);
+}
+
+#[test]
+fn github_login_on_sqlite() {
+    github_login(Backend::Sqlite);
+}
+
+#[test]
+fn github_login_on_postgresql() {
+    github_login(Backend::Postgres);
+}
+
+#[test]
+fn missing_state_is_refused() {
+    let w = world(Options::default());
+    let mut b = Browser::new();
+    let page = b.open(&w.server.url("/callback/up?code=abc"));
+    assert_refused(&w, &mut b, &page, 400, 0);
+}
+
+#[test]
+fn mismatched_state_is_refused() {
+    let w = world(Options::default());
+    let mut b = Browser::new();
+    let cb = b.open_until(&w.server.url("/login/up"), "/callback/up");
+    let page = b.open(&with_param(&cb, "state", "forged-state"));
+    assert_refused(&w, &mut b, &page, 400, 0);
+    // The genuine callback still completes: the refusal was the state's doing.
+    assert_eq!(b.open(&cb).status, 200);
+}
+
+/// `url` with one query parameter's value replaced.
+fn with_param(url: &str, key: &str, value: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == key { value.to_owned() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.to_string()
+}
+
+#[test]
+fn reused_state_is_refused() {
+    let w = world(Options::default());
+    let mut b = Browser::new();
+    assert_eq!(w.login(&mut b, "up").status, 200);
+    let cb = b.visited_containing("/callback/up").unwrap();
+    // The same browser replays the callback, then a fresh one does.
+    let again = b.open(&cb);
+    assert_eq!(again.status, 400);
+    let mut fresh = Browser::new();
+    let page = fresh.open(&cb);
+    assert_refused(&w, &mut fresh, &page, 400, 1);
+}
+
+#[test]
+fn a_callback_in_another_browser_is_refused() {
+    let w = world(Options::default());
+    // The attacker starts a login and hands the victim's browser the callback link.
+    let mut attacker = Browser::new();
+    let cb = attacker.open_until(&w.server.url("/login/up"), "/callback/up");
+    let mut victim = Browser::new();
+    let page = victim.open(&cb);
+    assert_refused(&w, &mut victim, &page, 400, 0);
+}
+
+fn tampered(kind: &str) {
+    let w = world(Options::default());
+    w.tamper(kind);
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "up");
+    assert_refused(&w, &mut b, &page, 400, 0);
+}
+
+#[test]
+fn nonce_mismatch_is_refused() {
+    tampered("nonce");
+}
+
+#[test]
+fn id_token_signed_by_another_key_is_refused() {
+    tampered("other-key");
+}
+
+#[test]
+fn id_token_with_unknown_kid_is_refused_after_one_refetch() {
+    tampered("unknown-kid");
+}
+
+#[test]
+fn wrong_audience_is_refused() {
+    tampered("wrong-aud");
+}
+
+#[test]
+fn expired_id_token_is_refused() {
+    tampered("expired");
+}
+
+#[test]
+fn alg_none_is_refused() {
+    tampered("alg-none");
+}
+
+#[test]
+fn wrong_issuer_in_id_token_is_refused() {
+    tampered("wrong-iss");
+}
+
+#[test]
+fn a_response_for_connector_a_delivered_to_b_is_refused() {
+    let w = world(Options { second_connector: true, ..Default::default() });
+    let mut b = Browser::new();
+    let cb = b.open_until(&w.server.url("/login/up"), "/callback/up");
+    let page = b.open(&cb.replace("/callback/up", "/callback/b"));
+    assert_refused(&w, &mut b, &page, 400, 0);
+    // The flow was consumed by the attempt: A's own callback no longer works either.
+    let page = b.open(&cb);
+    assert_refused(&w, &mut b, &page, 400, 0);
+}
+
+#[test]
+fn an_authorization_response_from_another_issuer_is_refused() {
+    let w = world(Options::default());
+    let mut b = Browser::new();
+    let cb = b.open_until(&w.server.url("/login/up"), "/callback/up");
+    assert!(cb.contains("iss="), "the upstream sends iss (RFC 9207): {cb}");
+    let page = b.open(&with_param(&cb, "iss", "http://evil.example"));
+    assert_refused(&w, &mut b, &page, 400, 0);
+    // Without iss from an issuer that announces it: also refused.
+    let mut c = Browser::new();
+    let cb = c.open_until(&w.server.url("/login/up"), "/callback/up");
+    let stripped: String = {
+        let mut u = url::Url::parse(&cb).unwrap();
+        let pairs: Vec<(String, String)> =
+            u.query_pairs().filter(|(k, _)| k != "iss").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+        u.to_string()
+    };
+    let page = c.open(&stripped);
+    assert_refused(&w, &mut c, &page, 400, 0);
+}
+
+#[test]
+fn upstream_access_denied_gives_a_clear_page() {
+    let w = world(Options::default());
+    w.set_user("__deny__");
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "up");
+    assert_refused(&w, &mut b, &page, 403, 0);
+    assert!(page.body.contains("cancelled or refused"), "{}", page.body);
+}
+
+#[test]
+fn upstream_down_gives_a_clear_page() {
+    let w = world(Options { up_issuer_override: Some(dead_url()), ..Default::default() });
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "up");
+    assert_refused(&w, &mut b, &page, 502, 0);
+    assert!(page.body.contains("not answering"), "{}", page.body);
+}
+
+#[test]
+fn return_to_off_site_is_ignored() {
+    let w = world(Options::default());
+    for target in ["https://evil.example/", "//evil.example/x", "/\\evil.example"] {
+        let mut b = Browser::new();
+        let page = b.open(&w.server.url(&format!("/login/up?return_to={}", urlencode(target))));
+        assert_eq!(page.status, 200);
+        assert!(page.url.starts_with(&w.server.base), "{target}: ended at {}", page.url);
+        assert!(
+            b.visited.iter().all(|u| !u.contains("evil.example") || !u.starts_with("https://evil")),
+            "{:?}",
+            b.visited
+        );
+    }
+    let mut b = Browser::new();
+    let page = b.open(&w.server.url("/login/up?return_to=/sessions"));
+    assert!(page.url.ends_with("/sessions"), "{}", page.url);
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[test]
+fn unverified_email_creates_no_account() {
+    let w = world(Options::default());
+    w.set_user("bob");
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "up");
+    assert_refused(&w, &mut b, &page, 403, 0);
+    assert!(page.body.contains("not verified"), "{}", page.body);
+}
+
+#[test]
+fn invite_only_signup_creates_no_account() {
+    let w = world(Options { signup: "invite", ..Default::default() });
+    let mut b = Browser::new();
+    let page = w.login(&mut b, "up");
+    assert_refused(&w, &mut b, &page, 403, 0);
+}
+
+#[test]
+fn a_second_identity_is_linked_only_by_proving_both() {
+    let w = world(Options { github: true, ..Default::default() });
+    let mut b = Browser::new();
+    assert_eq!(w.login(&mut b, "up").status, 200);
+    // Linking needs a session.
+    let mut anon = Browser::new();
+    let page = anon.open(&w.server.url("/login/gh?link=1"));
+    assert!(page.url.contains("/login"), "{}", page.url);
+    // Signed in as alice, complete GitHub: linked to alice, no new user.
+    let page = b.open(&w.server.url("/login/gh?link=1"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(w.user_count(), 1);
+    assert!(page.body.contains("GitHub: linked"), "{}", page.body);
+    // Logging in with GitHub alone is now alice.
+    let mut c = Browser::new();
+    let page = w.login(&mut c, "gh");
+    assert!(page.body.contains("alice@example.test"), "{}", page.body);
+    // Dave cannot take over the GitHub account linked to alice.
+    w.set_user("dave");
+    let mut d = Browser::new();
+    assert_eq!(w.login(&mut d, "up").status, 200);
+    let page = d.open(&w.server.url("/login/gh?link=1"));
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert_eq!(w.user_count(), 2);
+}
