@@ -392,6 +392,11 @@ fn return_to_off_site_is_ignored() {
     assert!(page.url.ends_with("/sessions"), "{}", page.url);
 }
 
+fn field(html: &str, marker: &str) -> String {
+    let start = html.find(marker).unwrap() + marker.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -422,16 +427,38 @@ fn a_second_identity_is_linked_only_by_proving_both() {
     // Linking needs a session.
     let mut anon = Browser::new();
     let page = anon.open(&w.server.url("/login/gh?link=1"));
-    assert!(page.url.contains("/login"), "{}", page.url);
+    assert!(page.url.contains("/login?return_to=") && page.status == 200, "{} {}", page.url, page.status);
     // Signed in as alice, complete GitHub: linked to alice, no new user.
     let page = b.open(&w.server.url("/login/gh?link=1"));
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(w.user_count(), 1);
     assert!(page.body.contains("GitHub: linked"), "{}", page.body);
+    assert_eq!(page.body.matches("/unlink").count(), 2, "each identity can be unlinked once there are two");
     // Logging in with GitHub alone is now alice.
     let mut c = Browser::new();
     let page = w.login(&mut c, "gh");
     assert!(page.body.contains("alice@example.test"), "{}", page.body);
+    // Unlinking: a form token from another session is refused, an id that is not one of the
+    // user's is not found, and the last identity stays.
+    let b_page = b.open(&w.server.url("/"));
+    let b_csrf = field(&b_page.body, "name=\"csrf_token\" value=\"");
+    let ids: Vec<String> =
+        b_page.body.match_indices("/identities/").map(|(i, _)| b_page.body[i + 12..i + 48].to_owned()).collect();
+    assert_eq!(ids.len(), 2);
+    let unlink = |browser: &mut Browser, id: &str, csrf: &str| {
+        browser
+            .post_form(
+                &w.server.url(&format!("/identities/{id}/unlink")),
+                &w.server.base,
+                &format!("csrf_token={csrf}"),
+            )
+            .0
+    };
+    let c_csrf = field(&c.open(&w.server.url("/")).body, "name=\"csrf_token\" value=\"");
+    assert_eq!(unlink(&mut c, &ids[0], &b_csrf), 403, "another session's CSRF token");
+    assert_eq!(unlink(&mut c, &uuid::Uuid::new_v4().to_string(), &c_csrf), 404);
+    assert_eq!(unlink(&mut c, &ids[0], &c_csrf), 303);
+    assert_eq!(unlink(&mut c, &ids[1], &c_csrf), 403, "the last way to sign in stays");
     // Dave cannot take over the GitHub account linked to alice.
     w.set_user("dave");
     let mut d = Browser::new();

@@ -159,6 +159,20 @@ impl Browser {
         panic!("never reached {needle}: {:?}", self.visited);
     }
 
+    /// Posts a form as the page's own (same-origin) form would, without following redirects.
+    pub fn post_form(&mut self, url: &str, origin: &str, body: &str) -> (u16, Option<String>) {
+        let r = self
+            .client
+            .post(url)
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .unwrap();
+        let loc = r.headers().get("location").map(|l| l.to_str().unwrap().to_owned());
+        (r.status().as_u16(), loc)
+    }
+
     /// The first visited URL containing `needle`.
     pub fn visited_containing(&self, needle: &str) -> Option<String> {
         self.visited.iter().find(|u| u.contains(needle)).cloned()

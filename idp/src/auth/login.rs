@@ -156,6 +156,7 @@ pub fn complete(
             if link_user.is_some_and(|u| u != linked.user_id) {
                 return Err(LoginError::LinkedElsewhere);
             }
+            conn.touch_external_identity(linked.id, now)?;
             conn.find_user(linked.user_id)?.ok_or(StorageError::NotFound)?
         }
         None => match link_user {
@@ -227,6 +228,42 @@ pub fn complete(
             .source(origin.ip),
     )?;
     Ok((token, session, user))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnlinkError {
+    #[error("no such linked account")]
+    NotFound,
+    #[error("the last way to sign in cannot be removed")]
+    LastIdentity,
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// Removes one of the user's upstream identities, keeping at least one way to sign in.
+pub fn unlink(
+    conn: &mut (impl UserRepository + AuditRepository),
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    user: UserId,
+    identity: crate::domain::ExternalIdentityId,
+    ip: Option<IpAddr>,
+) -> Result<(), UnlinkError> {
+    let identities = conn.external_identities_of(user)?;
+    let Some(target) = identities.iter().find(|i| i.id == identity) else { return Err(UnlinkError::NotFound) };
+    if identities.len() <= 1 {
+        return Err(UnlinkError::LastIdentity);
+    }
+    conn.unlink_external_identity(user, identity)?;
+    auditor.record(
+        conn,
+        now,
+        Event::new(Actor::User(user), Action::IdentityUnlinked)
+            .target(user)
+            .detail("connector", target.connector_id.as_str())
+            .source(ip),
+    )?;
+    Ok(())
 }
 
 /// Records a failed login; `reason` is a fixed phrase, never upstream text with personal data.

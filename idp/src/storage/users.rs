@@ -26,6 +26,9 @@ pub trait UserRepository {
     ) -> StorageResult<ExternalIdentity>;
     fn find_external_identity(&mut self, connector_id: &str, subject: &str) -> StorageResult<Option<ExternalIdentity>>;
     fn external_identities_of(&mut self, user: UserId) -> StorageResult<Vec<ExternalIdentity>>;
+    /// Removes one of the user's identities; an id that is not theirs removes nothing.
+    fn unlink_external_identity(&mut self, user: UserId, id: ExternalIdentityId) -> StorageResult<bool>;
+    fn touch_external_identity(&mut self, id: ExternalIdentityId, now: NaiveDateTime) -> StorageResult<()>;
 }
 
 impl TryFrom<UserRow> for User {
@@ -153,5 +156,20 @@ impl UserRepository for DbConnection {
             .into_iter()
             .map(ExternalIdentity::try_from)
             .collect()
+    }
+
+    fn unlink_external_identity(&mut self, user: UserId, id: ExternalIdentityId) -> StorageResult<bool> {
+        let n = diesel::delete(
+            external_identities::table.find(id.to_string()).filter(external_identities::user_id.eq(user.to_string())),
+        )
+        .execute(self)?;
+        Ok(n > 0)
+    }
+
+    fn touch_external_identity(&mut self, id: ExternalIdentityId, now: NaiveDateTime) -> StorageResult<()> {
+        diesel::update(external_identities::table.find(id.to_string()))
+            .set(external_identities::last_login_at.eq(Some(now)))
+            .execute(self)?;
+        Ok(())
     }
 }

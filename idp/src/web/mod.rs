@@ -39,7 +39,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/logout", web::post().to(routes::logout))
         .route("/sessions", web::get().to(routes::sessions_page))
-        .route("/sessions/{id}/end", web::post().to(routes::end_session));
+        .route("/sessions/{id}/end", web::post().to(routes::end_session))
+        .route("/identities/{id}/unlink", web::post().to(routes::unlink_identity));
 }
 
 /// Limits and error handlers for actix's extractors: a malformed id in a path is a 404, a

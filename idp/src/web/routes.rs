@@ -83,6 +83,14 @@ pub async fn home(
     })
     .await??;
     let linked: Vec<String> = identities.iter().map(|i| i.connector_id.clone()).collect();
+    let identities: Vec<serde_json::Value> = identities
+        .iter()
+        .map(|i| {
+            let name =
+                state.connectors.get(&i.connector_id).map(|c| c.name().to_owned()).unwrap_or(i.connector_id.clone());
+            serde_json::json!({"id": i.id.to_string(), "connector": name})
+        })
+        .collect();
     let connectors: Vec<ConnectorLink> =
         state.connectors.iter().map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() }).collect();
     Ok(page(views.render(
@@ -93,6 +101,7 @@ pub async fn home(
             csrf_token => csrf_for(&state, &session),
             email => user.as_ref().and_then(|u| u.email.clone()),
             linked => linked,
+            identities => identities,
             connectors => connectors,
         },
     )?))
@@ -234,6 +243,41 @@ pub async fn end_session(
 
 pub async fn not_found() -> Result<HttpResponse, WebError> {
     Err(WebError::NotFound)
+}
+
+pub async fn unlink_identity(
+    id: web::Path<crate::domain::ExternalIdentityId>,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    SignedIn(current): SignedIn,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &current, &form)?;
+    let id = id.into_inner();
+    let ip = client_ip(&req, &state.config.trusted_proxies);
+    let s = state.clone();
+    let done = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| {
+            Ok::<_, crate::storage::StorageError>(crate::auth::login::unlink(
+                conn,
+                &s.auditor,
+                now,
+                current.user_id,
+                id,
+                ip,
+            ))
+        })
+    })
+    .await??;
+    match done {
+        Ok(()) => Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/")).finish()),
+        Err(crate::auth::login::UnlinkError::NotFound) => Err(WebError::NotFound),
+        Err(crate::auth::login::UnlinkError::LastIdentity) => {
+            Err(WebError::Forbidden("This is your only way to sign in, so it cannot be removed."))
+        }
+        Err(crate::auth::login::UnlinkError::Storage(e)) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
