@@ -7,6 +7,7 @@
 
 pub mod audit;
 mod db;
+pub mod dump;
 pub mod models;
 pub mod organisations;
 pub mod rate_limits;
@@ -17,7 +18,11 @@ pub mod settings;
 pub mod signing_keys;
 pub mod users;
 
-pub use db::{Backend, Conn, DatabaseUrl, Db, DbConnection, transaction};
+pub use db::{
+    Backend, Conn, DatabaseUrl, Db, DbConnection, ExclusiveGuard, current_schema_version, database_columns, migrate_conn,
+    schema_version, transaction,
+};
+pub(crate) use db::on_concrete;
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
