@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::backup::schedule::Schedule;
+use crate::crypto::backup_key::BackupKeySource;
 use crate::crypto::secretbox::KeySource;
 use crate::storage::DatabaseUrl;
 
@@ -33,6 +35,31 @@ pub struct ConfigFile {
     pub rate_limit: RateLimitConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub backup: BackupConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    pub key_file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+    pub schedule: Option<String>,
+    pub keep_days: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { key_file: None, dir: None, schedule: None, keep_days: 7 }
+    }
+}
+
+/// Backups, validated: where the key and the files are, and when scheduled backups run.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub key: BackupKeySource,
+    pub dir: PathBuf,
+    pub schedule: Option<Schedule>,
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -101,6 +128,7 @@ impl Default for ConfigFile {
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -167,11 +195,16 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("http.workers", KeyKind::Integer),
     ("log.level", KeyKind::Text),
     ("log.format", KeyKind::Text),
+    ("backup.key_file", KeyKind::Text),
+    ("backup.dir", KeyKind::Text),
+    ("backup.schedule", KeyKind::Text),
+    ("backup.keep_days", KeyKind::Integer),
 ];
 
 /// Environment variables idp reads that are not config keys.
 pub const ENV_CONFIG: &str = "IDP_CONFIG";
 pub const ENV_MASTER_KEY: &str = "IDP_MASTER_KEY";
+pub const ENV_BACKUP_KEY: &str = "IDP_BACKUP_KEY";
 
 pub fn env_name(key: &str) -> String {
     format!("IDP_{}", key.replace('.', "_").to_uppercase())
@@ -231,6 +264,7 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     pub workers: usize,
     pub log: LogConfig,
+    pub backup: BackupSettings,
     /// Things worth telling the operator that do not stop the start.
     pub warnings: Vec<String>,
 }
@@ -271,11 +305,17 @@ impl Config {
         let mut warnings: Vec<String> = env
             .iter()
             .map(|(k, _)| k)
-            .filter(|k| *k != ENV_CONFIG && *k != ENV_MASTER_KEY && !KEYS.iter().any(|(key, _)| env_name(key) == **k))
+            .filter(|k| {
+                *k != ENV_CONFIG
+                    && *k != ENV_MASTER_KEY
+                    && *k != ENV_BACKUP_KEY
+                    && !KEYS.iter().any(|(key, _)| env_name(key) == **k)
+            })
             .map(|k| format!("environment variable {k} is not a configuration key; ignored"))
             .collect();
         let master_key = lookup(ENV_MASTER_KEY).map(Zeroizing::new);
-        let config = validate(file, master_key)?;
+        let backup_key = lookup(ENV_BACKUP_KEY).map(Zeroizing::new);
+        let config = validate(file, master_key, backup_key)?;
         warnings.extend(config.warnings.iter().cloned());
         Ok(Config { warnings, ..config })
     }
@@ -367,7 +407,11 @@ fn check_public_url(raw: &str, warnings: &mut Vec<String>) -> Result<Url, Proble
     Ok(u)
 }
 
-fn validate(f: ConfigFile, master_key_env: Option<Zeroizing<String>>) -> Result<Config, Problems> {
+fn validate(
+    f: ConfigFile,
+    master_key_env: Option<Zeroizing<String>>,
+    backup_key_env: Option<Zeroizing<String>>,
+) -> Result<Config, Problems> {
     let mut p = Vec::new();
     let mut warnings = Vec::new();
 
@@ -485,6 +529,28 @@ fn validate(f: ConfigFile, master_key_env: Option<Zeroizing<String>>) -> Result<
             ));
         }
     }
+    let b = &f.backup;
+    let backup = BackupSettings {
+        key: match backup_key_env {
+            Some(text) => BackupKeySource::Env(text),
+            None => BackupKeySource::File(b.key_file.clone().unwrap_or_else(|| f.data_dir.join("backup.key"))),
+        },
+        dir: b.dir.clone().unwrap_or_else(|| f.data_dir.join("backups")),
+        schedule: match &b.schedule {
+            None => None,
+            Some(text) => Schedule::parse(text)
+                .map_err(|why| p.push(problem("backup.schedule", why, "an interval such as 24h, or daily HH:MM (UTC)")))
+                .ok(),
+        },
+        keep_days: b.keep_days,
+    };
+    if b.keep_days == 0 {
+        p.push(problem(
+            "backup.keep_days",
+            "0 would delete each backup as soon as it is taken",
+            "a number of days, at least 1",
+        ));
+    }
     if f.product_name.trim().is_empty() || f.product_name.len() > 64 {
         p.push(problem("product_name", "is empty or longer than 64 characters", "a short name shown on pages"));
     }
@@ -508,6 +574,7 @@ fn validate(f: ConfigFile, master_key_env: Option<Zeroizing<String>>) -> Result<
             trusted_proxies,
             workers: f.http.workers,
             log: f.log,
+            backup,
             warnings,
         }),
         _ => Err(Problems(p)),

@@ -211,11 +211,9 @@ impl Db {
         let conn = &mut *conn;
         let begun = match conn {
             DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN DEFERRED"),
-            DbConnection::Postgres(c) => {
-                c.batch_execute("SET statement_timeout = 0").and_then(|_| {
-                    AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                })
-            }
+            DbConnection::Postgres(c) => c.batch_execute("SET statement_timeout = 0").and_then(|_| {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            }),
         };
         begun.map_err(StorageError::from)?;
         let result = f(conn);
@@ -337,6 +335,24 @@ pub fn migrate_conn(conn: &mut DbConnection, up_to: Option<&str>) -> Result<usiz
         DbConnection::Sqlite(c) => run(c, SQLITE_MIGRATIONS, up_to),
     };
     ran.map_err(|e| StorageError::Migration(e.to_string()))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Rows whose foreign keys point nowhere. PostgreSQL enforces them on every statement, so only
+/// SQLite (where enforcement is a per-connection pragma) needs the check.
+pub fn foreign_key_violations(conn: &mut DbConnection) -> Result<i64, StorageError> {
+    match conn {
+        DbConnection::Postgres(_) => Ok(0),
+        DbConnection::Sqlite(c) => {
+            let rows: Vec<Count> = diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check").load(c)?;
+            Ok(rows.first().map(|r| r.n).unwrap_or(0))
+        }
+    }
 }
 
 #[derive(diesel::QueryableByName)]

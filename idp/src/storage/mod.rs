@@ -18,11 +18,11 @@ pub mod settings;
 pub mod signing_keys;
 pub mod users;
 
-pub use db::{
-    Backend, Conn, DatabaseUrl, Db, DbConnection, ExclusiveGuard, current_schema_version, database_columns, migrate_conn,
-    schema_version, transaction,
-};
 pub(crate) use db::on_concrete;
+pub use db::{
+    Backend, Conn, DatabaseUrl, Db, DbConnection, ExclusiveGuard, current_schema_version, database_columns,
+    foreign_key_violations, migrate_conn, schema_version, transaction,
+};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
