@@ -280,13 +280,17 @@ macro_rules! on_concrete {
 pub(crate) use on_concrete;
 
 /// The newest migration applied to this database, or `None` on a database with none.
+/// Read directly (diesel's harness would first try to create its table, which a read-only
+/// snapshot refuses).
 pub fn schema_version(conn: &mut DbConnection) -> Result<Option<String>, StorageError> {
-    let applied = match conn {
-        DbConnection::Postgres(c) => c.applied_migrations(),
-        DbConnection::Sqlite(c) => c.applied_migrations(),
-    };
-    let applied = applied.map_err(|e| StorageError::Migration(e.to_string()))?;
-    Ok(applied.iter().map(|v| v.to_string()).max())
+    #[derive(diesel::QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        version: Option<String>,
+    }
+    let rows: Vec<Version> =
+        diesel::sql_query("SELECT MAX(version) AS version FROM __diesel_schema_migrations").load(conn)?;
+    Ok(rows.into_iter().next().and_then(|v| v.version))
 }
 
 /// The newest migration this build knows.
