@@ -144,7 +144,7 @@ fn round_trip(from: TestDb, to: TestDb) {
         assert_eq!(String::from_utf8_lossy(a), String::from_utf8_lossy(b), "table {t} differs after the restore");
     }
     // Every column of every table is in the dump: a column the row types miss would fail here.
-    let columns = target.read(|c| database_columns(c)).unwrap();
+    let columns = target.read(database_columns).unwrap();
     for (t, rows) in &after {
         let first: serde_json::Value =
             serde_json::from_slice(rows.lines().next().unwrap().unwrap().as_bytes()).unwrap();

@@ -5,7 +5,7 @@ mod harness;
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, NaiveDateTime};
+use chrono::{DateTime, NaiveDateTime};
 use diesel::prelude::*;
 use harness::TestDb;
 use idp::admin::organisations::{self, AdminError};

@@ -351,7 +351,7 @@ pub fn verify(
     let scratch = Scratch(dir);
     let db = Db::open(&DatabaseUrl::Sqlite(scratch.0.join("verify.sqlite")), 1)?;
     let restored = restore(&db, key, keys, master_source, path, false)?;
-    let violations = db.read(|c| foreign_key_violations(c))?;
+    let violations = db.read(foreign_key_violations)?;
     if violations > 0 {
         return Err(BackupError::ForeignKeys(violations));
     }
