@@ -227,6 +227,50 @@ fn backup_under_load_postgres() {
     backup_under_load(TestDb::postgres());
 }
 
+/// A scheduled run backs up into backup.dir, verifies, leaves the note `list` shows, audits;
+/// on PostgreSQL an instance that does not hold the advisory lock skips.
+fn scheduled_run(t: TestDb) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = deployment(&t, dir.path());
+    populate(&s);
+    let other = s.db.try_exclusive(idp::backup::schedule::LOCK_KEY).unwrap();
+    if t.is_postgres() {
+        assert!(other.is_some());
+        let second = Db::open(&DatabaseUrl::parse(&t.url()).unwrap(), 1).unwrap();
+        assert!(second.try_exclusive(idp::backup::schedule::LOCK_KEY).unwrap().is_none(), "the lock is exclusive");
+        let mut blocked = s.clone();
+        blocked.db = second;
+        assert!(idp::backup::schedule::run_once(&blocked).unwrap().is_none(), "another instance holds the lock");
+    }
+    drop(other);
+    let created = idp::backup::schedule::run_once(&s).unwrap().unwrap();
+    assert!(created.path.starts_with(&s.config.backup.dir));
+    let key = s.config.backup.key.load().unwrap();
+    let listed = idp::backup::schedule::list(&s.config.backup.dir, Some(&key)).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].verify.as_ref().unwrap().ok);
+    assert_eq!(listed[0].header.as_ref().unwrap(), &created.header);
+    let actions: Vec<String> =
+        s.db.read(|c| {
+            schema::audit_events::table
+                .select(schema::audit_events::action)
+                .load(c)
+                .map_err(idp::storage::StorageError::from)
+        })
+        .unwrap();
+    assert!(actions.iter().any(|a| a == "backup.created") && actions.iter().any(|a| a == "backup.verified"));
+}
+
+#[test]
+fn scheduled_run_sqlite() {
+    scheduled_run(TestDb::sqlite());
+}
+
+#[test]
+fn scheduled_run_postgres() {
+    scheduled_run(TestDb::postgres());
+}
+
 // ---- the binary, with bad input ----
 
 /// A SQLite deployment in a temp dir with an organisation, and a backup of it.

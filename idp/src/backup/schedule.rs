@@ -256,3 +256,24 @@ pub fn spawn(state: AppState) {
         tracing::error!(error = %e, "could not start the backup scheduler");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_parse_and_step() {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(Schedule::parse("6h"), Ok(Schedule::Every(Duration::from_secs(6 * 3600))));
+        let daily = Schedule::parse("daily 03:00").unwrap();
+        assert_eq!(daily.next_after(at("2026-12-02T02:00:00Z")), at("2026-12-02T03:00:00Z"));
+        assert_eq!(daily.next_after(at("2026-12-02T03:00:00Z")), at("2026-12-03T03:00:00Z"));
+        assert_eq!(
+            Schedule::Every(Duration::from_secs(60)).next_after(at("2026-12-02T00:00:00Z")),
+            at("2026-12-02T00:01:00Z")
+        );
+        for bad in ["", "10s", "daily 25:00", "weekly", "daily"] {
+            assert!(Schedule::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}
