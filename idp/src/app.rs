@@ -49,15 +49,23 @@ pub struct AppState {
     /// Key for CSRF tokens, shared by every instance through the database.
     pub csrf_key: Arc<Zeroizing<Vec<u8>>>,
     pub connectors: Connectors,
+    /// Scheduled backups' failures and last success, for `/readyz`.
+    pub backups: Arc<crate::backup::schedule::BackupStatus>,
+}
+
+/// Opens the database without migrating it (restore runs the migrations itself); creates the
+/// data directory when the database lives in it.
+pub fn connect_database(config: &Config) -> Result<Db, StartError> {
+    if let DatabaseUrl::Sqlite(path) = &config.database {
+        ensure_private_dir_for(path, &config.data_dir)?;
+    }
+    Db::open(&config.database, config.database_max_connections)
+        .map_err(|e| StartError::Database { url: config.database.redacted(), reason: e.to_string() })
 }
 
 /// Opens the database and runs migrations; creates the data directory when the database lives in it.
 pub fn open_database(config: &Config) -> Result<Db, StartError> {
-    if let DatabaseUrl::Sqlite(path) = &config.database {
-        ensure_private_dir_for(path, &config.data_dir)?;
-    }
-    let db = Db::open(&config.database, config.database_max_connections)
-        .map_err(|e| StartError::Database { url: config.database.redacted(), reason: e.to_string() })?;
+    let db = connect_database(config)?;
     db.migrate().map_err(|e| StartError::Database { url: config.database.redacted(), reason: e.to_string() })?;
     Ok(db)
 }
@@ -200,6 +208,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         limiter,
         csrf_key: Arc::new(csrf_key),
         connectors,
+        backups: Arc::default(),
     })
 }
 

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::backup::schedule::Schedule;
 pub use crate::connector_config::{ClientSecret, ConnectorConfig, ConnectorKind, ConnectorSettings, ConnectorSpec};
+use crate::crypto::backup_key::BackupKeySource;
 use crate::crypto::secretbox::KeySource;
 use crate::storage::DatabaseUrl;
 
@@ -38,6 +40,7 @@ pub struct ConfigFile {
     pub log: LogConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub connectors: Vec<ConnectorConfig>,
+    pub backup: BackupConfig,
 }
 
 /// Who may get an account at first login.
@@ -58,6 +61,30 @@ pub enum Signup {
     Open,
     Invite,
     Domains(Vec<String>),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackupConfig {
+    pub key_file: Option<PathBuf>,
+    pub dir: Option<PathBuf>,
+    pub schedule: Option<String>,
+    pub keep_days: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        Self { key_file: None, dir: None, schedule: None, keep_days: 7 }
+    }
+}
+
+/// Backups, validated: where the key and the files are, and when scheduled backups run.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    pub key: BackupKeySource,
+    pub dir: PathBuf,
+    pub schedule: Option<Schedule>,
+    pub keep_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -129,6 +156,7 @@ impl Default for ConfigFile {
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -197,6 +225,10 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("http.workers", KeyKind::Integer),
     ("log.level", KeyKind::Text),
     ("log.format", KeyKind::Text),
+    ("backup.key_file", KeyKind::Text),
+    ("backup.dir", KeyKind::Text),
+    ("backup.schedule", KeyKind::Text),
+    ("backup.keep_days", KeyKind::Integer),
 ];
 
 /// Keys that only the file can set (arrays of tables).
@@ -205,6 +237,7 @@ pub const FILE_ONLY_KEYS: &[&str] = &["connectors"];
 /// Environment variables idp reads that are not config keys.
 pub const ENV_CONFIG: &str = "IDP_CONFIG";
 pub const ENV_MASTER_KEY: &str = "IDP_MASTER_KEY";
+pub const ENV_BACKUP_KEY: &str = "IDP_BACKUP_KEY";
 
 pub fn env_name(key: &str) -> String {
     format!("IDP_{}", key.replace('.', "_").to_uppercase())
@@ -266,6 +299,7 @@ pub struct Config {
     pub trusted_proxies: Vec<IpAddr>,
     pub workers: usize,
     pub log: LogConfig,
+    pub backup: BackupSettings,
     /// Things worth telling the operator that do not stop the start.
     pub warnings: Vec<String>,
 }
@@ -308,11 +342,17 @@ impl Config {
             .iter()
             .map(|(k, _)| k)
             .filter(|k| k.starts_with("IDP_"))
-            .filter(|k| *k != ENV_CONFIG && *k != ENV_MASTER_KEY && !KEYS.iter().any(|(key, _)| env_name(key) == **k))
+            .filter(|k| {
+                *k != ENV_CONFIG
+                    && *k != ENV_MASTER_KEY
+                    && *k != ENV_BACKUP_KEY
+                    && !KEYS.iter().any(|(key, _)| env_name(key) == **k)
+            })
             .map(|k| format!("environment variable {k} is not a configuration key; ignored"))
             .collect();
         let master_key = lookup(ENV_MASTER_KEY).map(Zeroizing::new);
-        let config = validate(file, master_key, &lookup)?;
+        let backup_key = lookup(ENV_BACKUP_KEY).map(Zeroizing::new);
+        let config = validate(file, master_key, backup_key, &lookup)?;
         warnings.extend(config.warnings.iter().cloned());
         Ok(Config { warnings, ..config })
     }
@@ -407,6 +447,7 @@ fn check_public_url(raw: &str, warnings: &mut Vec<String>) -> Result<Url, Proble
 fn validate(
     f: ConfigFile,
     master_key_env: Option<Zeroizing<String>>,
+    backup_key_env: Option<Zeroizing<String>>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Problems> {
     let mut p = Vec::new();
@@ -526,6 +567,28 @@ fn validate(
             ));
         }
     }
+    let b = &f.backup;
+    let backup = BackupSettings {
+        key: match backup_key_env {
+            Some(text) => BackupKeySource::Env(text),
+            None => BackupKeySource::File(b.key_file.clone().unwrap_or_else(|| f.data_dir.join("backup.key"))),
+        },
+        dir: b.dir.clone().unwrap_or_else(|| f.data_dir.join("backups")),
+        schedule: match &b.schedule {
+            None => None,
+            Some(text) => Schedule::parse(text)
+                .map_err(|why| p.push(problem("backup.schedule", why, "an interval such as 24h, or daily HH:MM (UTC)")))
+                .ok(),
+        },
+        keep_days: b.keep_days,
+    };
+    if b.keep_days == 0 {
+        p.push(problem(
+            "backup.keep_days",
+            "0 would delete each backup as soon as it is taken",
+            "a number of days, at least 1",
+        ));
+    }
     if f.product_name.trim().is_empty() || f.product_name.len() > 64 {
         p.push(problem("product_name", "is empty or longer than 64 characters", "a short name shown on pages"));
     }
@@ -573,6 +636,7 @@ fn validate(
             trusted_proxies,
             workers: f.http.workers,
             log: f.log,
+            backup,
             warnings,
         }),
         _ => Err(Problems(p)),

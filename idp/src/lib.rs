@@ -12,13 +12,16 @@
 //! - [`auth`]: sessions and rate limits.
 //! - [`admin`]: administrative use cases (organisations, projects, key rotation).
 //! - [`web`]: HTTP: routes, middleware, extractors, views. The only module that knows actix.
+//! - [`backup`]: encrypted, backend-neutral backups, restore and the restore rehearsal.
 //! - [`app`]: assembles the state; [`cli`]: the command line; [`maintenance`]: periodic jobs.
 
 pub mod admin;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod cli;
+mod cli_backup;
 pub mod clock;
 pub mod config;
 pub mod connector_config;

@@ -57,6 +57,9 @@ pub enum Action {
     Logout,
     RateLimited,
     AuditPurged,
+    BackupCreated,
+    BackupVerified,
+    BackupRestored,
 }
 
 impl Action {
@@ -80,6 +83,9 @@ impl Action {
             Action::Logout => "session.logout",
             Action::RateLimited => "auth.rate_limited",
             Action::AuditPurged => "audit.purged",
+            Action::BackupCreated => "backup.created",
+            Action::BackupVerified => "backup.verified",
+            Action::BackupRestored => "backup.restored",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Cryptographic building blocks. Nothing here knows HTTP or SQL.
 
+pub mod backup_key;
 pub mod pseudonym;
 pub mod secretbox;
 pub mod signing;

@@ -199,6 +199,192 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Runs `f` in one read-only transaction that sees a single consistent snapshot while other
+    /// connections keep writing: on SQLite a deferred `BEGIN` (in WAL mode the first read fixes
+    /// the snapshot), on PostgreSQL `REPEATABLE READ READ ONLY`. Always rolled back.
+    pub fn snapshot<T, E>(&self, f: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StorageError>,
+    {
+        let mut conn = self.conn()?;
+        let conn = &mut *conn;
+        let begun = match conn {
+            DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN DEFERRED"),
+            DbConnection::Postgres(c) => c.batch_execute("SET statement_timeout = 0").and_then(|_| {
+                AnsiTransactionManager::begin_transaction_sql(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            }),
+        };
+        begun.map_err(StorageError::from)?;
+        let result = f(conn);
+        if let Err(rb) = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+            tracing::error!(error = %rb, "ending the snapshot transaction failed");
+        }
+        if let DbConnection::Postgres(c) = conn {
+            // Pooled connections keep the server-wide default timeout.
+            let _ = c.batch_execute("SET statement_timeout = '30s'");
+        }
+        result
+    }
+
+    /// Takes a session-level lock that only one instance can hold at a time, or returns `None`
+    /// when another instance holds it. On PostgreSQL an advisory lock, released when the
+    /// returned guard drops; on SQLite (one host, one database file) a no-op guard.
+    pub fn try_exclusive(&self, key: i64) -> Result<Option<ExclusiveGuard>, StorageError> {
+        let mut conn = self.conn()?;
+        let held = match &mut *conn {
+            DbConnection::Sqlite(_) => true,
+            DbConnection::Postgres(c) => {
+                diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!("pg_try_advisory_lock({key})")))
+                    .get_result::<bool>(c)?
+            }
+        };
+        Ok(held.then_some(ExclusiveGuard { conn: Some(conn), key }))
+    }
+}
+
+/// Holds an exclusive lock from [`Db::try_exclusive`] until dropped.
+pub struct ExclusiveGuard {
+    conn: Option<Conn>,
+    key: i64,
+}
+
+impl Drop for ExclusiveGuard {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            if let DbConnection::Postgres(c) = &mut *conn {
+                let unlocked = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+                    "pg_advisory_unlock({})",
+                    self.key
+                )))
+                .get_result::<bool>(c);
+                if unlocked.is_err() {
+                    tracing::warn!("could not release an advisory lock; it goes with the connection");
+                }
+            }
+        }
+    }
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection behind a `DbConnection`, for the few
+/// statements diesel's `MultiConnection` cannot express (multi-row inserts). The branch stays
+/// here, in the one file that knows the backends.
+macro_rules! on_concrete {
+    ($conn:expr, $c:ident => $body:expr) => {
+        match $conn {
+            $crate::storage::DbConnection::Postgres($c) => $body,
+            $crate::storage::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_concrete;
+
+/// The newest migration applied to this database, or `None` on a database with none.
+/// Read directly (diesel's harness would first try to create its table, which a read-only
+/// snapshot refuses).
+pub fn schema_version(conn: &mut DbConnection) -> Result<Option<String>, StorageError> {
+    #[derive(diesel::QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        version: Option<String>,
+    }
+    let rows: Vec<Version> =
+        diesel::sql_query("SELECT MAX(version) AS version FROM __diesel_schema_migrations").load(conn)?;
+    Ok(rows.into_iter().next().and_then(|v| v.version))
+}
+
+/// The newest migration this build knows.
+pub fn current_schema_version(backend: Backend) -> Result<String, StorageError> {
+    use diesel::migration::MigrationSource;
+    let names = match backend {
+        Backend::Postgres => {
+            MigrationSource::<diesel::pg::Pg>::migrations(&POSTGRES_MIGRATIONS).map(|m: Vec<_>| versions(&m))
+        }
+        Backend::Sqlite => {
+            MigrationSource::<diesel::sqlite::Sqlite>::migrations(&SQLITE_MIGRATIONS).map(|m: Vec<_>| versions(&m))
+        }
+    };
+    names
+        .map_err(|e| StorageError::Migration(e.to_string()))?
+        .into_iter()
+        .max()
+        .ok_or_else(|| StorageError::Migration("this build embeds no migrations".into()))
+}
+
+fn versions<DB: diesel::backend::Backend>(m: &[Box<dyn diesel::migration::Migration<DB>>]) -> Vec<String> {
+    m.iter().map(|m| m.name().version().to_string()).collect()
+}
+
+/// Applies pending migrations on an open connection (inside the caller's transaction, if any):
+/// all of them, or only those up to and including `up_to`. Returns how many ran.
+pub fn migrate_conn(conn: &mut DbConnection, up_to: Option<&str>) -> Result<usize, StorageError> {
+    fn run<DB: diesel::backend::Backend, C: MigrationHarness<DB>>(
+        c: &mut C,
+        source: EmbeddedMigrations,
+        up_to: Option<&str>,
+    ) -> diesel::migration::Result<usize> {
+        let pending = c.pending_migrations(source)?;
+        let mut ran = 0;
+        for m in pending {
+            if up_to.is_some_and(|limit| m.name().version().to_string().as_str() > limit) {
+                break;
+            }
+            c.run_migration(&*m)?;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+    let ran = match conn {
+        DbConnection::Postgres(c) => run(c, POSTGRES_MIGRATIONS, up_to),
+        DbConnection::Sqlite(c) => run(c, SQLITE_MIGRATIONS, up_to),
+    };
+    ran.map_err(|e| StorageError::Migration(e.to_string()))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// Rows whose foreign keys point nowhere. PostgreSQL enforces them on every statement, so only
+/// SQLite (where enforcement is a per-connection pragma) needs the check.
+pub fn foreign_key_violations(conn: &mut DbConnection) -> Result<i64, StorageError> {
+    match conn {
+        DbConnection::Postgres(_) => Ok(0),
+        DbConnection::Sqlite(c) => {
+            let rows: Vec<Count> = diesel::sql_query("SELECT COUNT(*) AS n FROM pragma_foreign_key_check").load(c)?;
+            Ok(rows.first().map(|r| r.n).unwrap_or(0))
+        }
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct TableColumn {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    table_name: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    column_name: String,
+}
+
+/// Every (table, column) of the database's own tables, migrations bookkeeping excluded.
+pub fn database_columns(conn: &mut DbConnection) -> Result<Vec<(String, String)>, StorageError> {
+    let sql = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT m.name AS table_name, p.name AS column_name FROM sqlite_master m, pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '__diesel_schema_migrations' \
+             ORDER BY m.name, p.cid"
+        }
+        DbConnection::Postgres(_) => {
+            "SELECT table_name::text AS table_name, column_name::text AS column_name FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name <> '__diesel_schema_migrations' \
+             ORDER BY table_name, ordinal_position"
+        }
+    };
+    let rows: Vec<TableColumn> = diesel::sql_query(sql).load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.table_name, r.column_name)).collect())
+}
+
 /// One write transaction on an open connection (see [`Db::write`]).
 pub fn transaction<T, E>(conn: &mut DbConnection, f: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E>
 where

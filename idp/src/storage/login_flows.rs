@@ -4,13 +4,15 @@ use diesel::prelude::*;
 use super::schema::login_flows;
 use super::{DbConnection, StorageResult};
 
-#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = login_flows)]
 pub struct LoginFlowRow {
     pub id: String,
     pub state_hash: String,
     pub browser_hash: String,
     pub connector_id: String,
+    #[serde(with = "super::models::base64_bytes")]
     pub sealed: Vec<u8>,
     pub return_to: Option<String>,
     pub link_user_id: Option<String>,

@@ -7,6 +7,7 @@
 
 pub mod audit;
 mod db;
+pub mod dump;
 pub mod login_flows;
 pub mod models;
 pub mod organisations;
@@ -18,7 +19,11 @@ pub mod settings;
 pub mod signing_keys;
 pub mod users;
 
-pub use db::{Backend, Conn, DatabaseUrl, Db, DbConnection, transaction};
+pub(crate) use db::on_concrete;
+pub use db::{
+    Backend, Conn, DatabaseUrl, Db, DbConnection, ExclusiveGuard, current_schema_version, database_columns,
+    foreign_key_violations, migrate_conn, schema_version, transaction,
+};
 
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 

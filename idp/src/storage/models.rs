@@ -1,11 +1,14 @@
-//! Row types, as stored. Converted to domain types at the repository boundary.
+//! Row types, as stored. Converted to domain types at the repository boundary. Their serde form
+//! (field name = column name, bytes as base64, timestamps as text) is the backup's row format.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::schema::*;
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = users)]
 pub struct UserRow {
     pub id: String,
@@ -17,7 +20,8 @@ pub struct UserRow {
     pub updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = external_identities)]
 pub struct ExternalIdentityRow {
     pub id: String,
@@ -29,7 +33,8 @@ pub struct ExternalIdentityRow {
     pub last_login_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = organisations)]
 pub struct OrganisationRow {
     pub id: String,
@@ -38,7 +43,8 @@ pub struct OrganisationRow {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = projects)]
 pub struct ProjectRow {
     pub id: String,
@@ -48,7 +54,8 @@ pub struct ProjectRow {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = custom_roles)]
 pub struct CustomRoleRow {
     pub id: String,
@@ -58,7 +65,8 @@ pub struct CustomRoleRow {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = organisation_members)]
 pub struct OrganisationMemberRow {
     pub organisation_id: String,
@@ -68,7 +76,8 @@ pub struct OrganisationMemberRow {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = project_members)]
 pub struct ProjectMemberRow {
     pub project_id: String,
@@ -78,7 +87,8 @@ pub struct ProjectMemberRow {
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = sessions)]
 pub struct SessionRow {
     pub id: String,
@@ -93,18 +103,21 @@ pub struct SessionRow {
     pub user_agent: Option<String>,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = secrets)]
 pub struct SecretRow {
     pub id: String,
     pub purpose: String,
+    #[serde(with = "base64_bytes")]
     pub sealed: Vec<u8>,
     pub key_id: String,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = signing_keys)]
 pub struct SigningKeyRow {
     pub id: String,
@@ -116,7 +129,8 @@ pub struct SigningKeyRow {
     pub retires_at: Option<NaiveDateTime>,
 }
 
-#[derive(Debug, Queryable, Selectable, Insertable)]
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEventRow {
     pub id: String,
@@ -127,4 +141,37 @@ pub struct AuditEventRow {
     pub outcome: String,
     pub source: Option<String>,
     pub details: Option<String>,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[diesel(table_name = settings)]
+pub struct SettingRow {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[diesel(table_name = rate_limits)]
+pub struct RateLimitRow {
+    pub bucket: String,
+    pub window_start: i64,
+    pub hits: i32,
+}
+
+/// Binary columns as standard base64 text in serde formats.
+pub(crate) mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }

@@ -69,6 +69,9 @@ pub trait SecretRepository {
     fn reseal_batch(&mut self, keys: &MasterKeys, batch: i64, now: NaiveDateTime) -> StorageResult<usize>;
     /// Opens one secret of each key id in use; the first failure says which key is missing.
     fn check_secrets_open(&mut self, keys: &MasterKeys) -> StorageResult<()>;
+    /// Opens up to `limit` secrets (in id order, so a different sample than one per key);
+    /// returns how many opened. The first failure is the error.
+    fn check_secrets_sample(&mut self, keys: &MasterKeys, limit: i64) -> StorageResult<usize>;
 }
 
 impl SecretRepository for DbConnection {
@@ -152,6 +155,15 @@ impl SecretRepository for DbConnection {
             parse_id::<SecretId>(&row.id)?;
         }
         Ok(())
+    }
+
+    fn check_secrets_sample(&mut self, keys: &MasterKeys, limit: i64) -> StorageResult<usize> {
+        let rows: Vec<SecretRow> =
+            secrets::table.order(secrets::id).limit(limit).select(SecretRow::as_select()).load(self)?;
+        for row in &rows {
+            keys.open(&context(&row.id, &row.purpose), &row.sealed).map_err(StorageError::Sealed)?;
+        }
+        Ok(rows.len())
     }
 }
 

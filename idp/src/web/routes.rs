@@ -25,7 +25,9 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let s = state.clone();
     match web::block(move || s.db.ping()).await {
-        Ok(Ok(())) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Ok(Ok(())) => {
+            HttpResponse::Ok().json(serde_json::json!({"status": "ready", "backups": state.backups.to_json()}))
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready");
             HttpResponse::ServiceUnavailable()
