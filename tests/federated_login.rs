@@ -467,3 +467,45 @@ fn a_second_identity_is_linked_only_by_proving_both() {
     assert_eq!(page.status, 403, "{}", page.body);
     assert_eq!(w.user_count(), 2);
 }
+
+#[test]
+fn home_realm_discovery_routes_an_email_domain_to_its_connector() {
+    let w = world(Options { up_extra: "domains = [\"corp.test\"]", ..Default::default() });
+    let mut b = Browser::new();
+    let login = b.open(&w.server.url("/login"));
+    assert!(login.body.contains("action=\"/login/discover\""), "the e-mail box is shown");
+    // carol@corp.test goes to the upstream with her address as login_hint, and is signed in as carol.
+    let page = b.open(&w.server.url("/login/discover?email=carol%40corp.test"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("carol@corp.test"), "{}", page.body);
+    assert!(b.visited.iter().any(|u| u.contains("login_hint=carol%40corp.test")), "{:?}", b.visited);
+    // A domain nobody routes comes back to the login page with a note.
+    let mut c = Browser::new();
+    let page = c.open(&w.server.url("/login/discover?email=x%40elsewhere.test"));
+    assert!(page.url.contains("/login?unknown_domain=1") && page.body.contains("no single sign-on"), "{}", page.url);
+    assert!(!w.signed_in(&mut c));
+}
+
+#[test]
+fn an_operator_ends_all_sessions_of_a_user() {
+    let w = world(Options::default());
+    let (mut b1, mut b2) = (Browser::new(), Browser::new());
+    assert_eq!(w.login(&mut b1, "up").status, 200);
+    assert_eq!(w.login(&mut b2, "up").status, 200);
+    let id = w.users().split('\t').next().unwrap().to_owned();
+    let mut cmd = idp(w.dir.path());
+    cmd.args(["user", "end-sessions", &id]);
+    for (k, v) in &w.env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    assert!(out.status.success() && text(&out).contains("ended 2 sessions"), "{}", text(&out));
+    assert!(!w.signed_in(&mut b1) && !w.signed_in(&mut b2));
+    let mut cmd = idp(w.dir.path());
+    cmd.args(["user", "end-sessions", &uuid::Uuid::new_v4().to_string()]);
+    for (k, v) in &w.env {
+        cmd.env(k, v);
+    }
+    let out = run(&mut cmd);
+    assert!(!out.status.success() && text(&out).contains("no user"), "{}", text(&out));
+}

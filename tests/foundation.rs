@@ -252,3 +252,31 @@ fn master_key_rotates_while_the_server_serves() {
 
 #[path = "foundation_sessions.rs"]
 mod sessions;
+
+#[test]
+fn pages_carry_the_operators_branding() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\"/>").unwrap();
+    let logo_path = logo.display().to_string();
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("IDP_PRODUCT_NAME", "Acme ID"),
+            ("IDP_BRANDING_ACCENT_COLOUR", "#ff6600"),
+            ("IDP_BRANDING_LOGO_FILE", &logo_path),
+        ],
+    );
+    let page = client().get(server.url("/login")).send().unwrap().text().unwrap();
+    assert!(page.contains("Sign in to Acme ID") && page.contains("src=\"/static/logo\""), "{page}");
+    let css = client().get(server.url("/static/theme.css")).send().unwrap().text().unwrap();
+    assert!(css.contains("--accent: #ff6600"), "{css}");
+    let r = client().get(server.url("/static/logo")).send().unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    for (k, v) in
+        [("IDP_BRANDING_ACCENT_COLOUR", "red; } body { display:none"), ("IDP_BRANDING_LOGO_FILE", "/etc/hostname")]
+    {
+        let out = run(idp(dir.path()).args(["config", "check"]).env(k, v));
+        assert!(!out.status.success() && text(&out).contains("branding."), "{}", text(&out));
+    }
+}

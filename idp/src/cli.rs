@@ -124,6 +124,11 @@ pub enum UserCommand {
         #[arg(long, default_value_t = 100)]
         limit: i64,
     },
+    /// End every session of a user at once (they must log in again), e.g. after a lost laptop.
+    EndSessions {
+        /// The user's id, as `idp user list` shows it.
+        user: UserId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +258,23 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Backup(cmd) => crate::cli_backup::run(config, cmd),
+        Command::User(UserCommand::EndSessions { user }) => {
+            let s = state(config)?;
+            let now = s.clock.now_naive();
+            let ended =
+                s.db.write(|conn| {
+                    if conn.find_user(user)?.is_none() {
+                        return Err(crate::storage::StorageError::NotFound);
+                    }
+                    crate::auth::session::end_all(conn, &s.auditor, now, Actor::Cli, user)
+                })
+                .map_err(|e| match e {
+                    crate::storage::StorageError::NotFound => CliError::Failed(format!("no user {user}")),
+                    other => failed(other),
+                })?;
+            println!("ended {ended} sessions of user {user}");
+            Ok(())
+        }
         Command::Keys(KeysCommand::RotateMaster) => {
             let s = state(config)?;
             let report = rotate_master(&s.db, &s.keys, &s.auditor, s.clock.as_ref(), None).map_err(failed)?;

@@ -31,6 +31,7 @@ pub struct ConfigFile {
     pub security_policy_url: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub product_name: String,
+    pub branding: BrandingConfig,
     pub signup: SignupMode,
     pub signup_domains: Vec<String>,
     pub session: SessionConfig,
@@ -41,6 +42,14 @@ pub struct ConfigFile {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub connectors: Vec<ConnectorConfig>,
     pub backup: BackupConfig,
+}
+
+/// The look of the pages: a logo and an accent colour beside `product_name`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrandingConfig {
+    pub logo_file: Option<PathBuf>,
+    pub accent_colour: Option<String>,
 }
 
 /// Who may get an account at first login.
@@ -148,6 +157,7 @@ impl Default for ConfigFile {
             security_policy_url: None,
             templates_dir: None,
             product_name: "idp".into(),
+            branding: BrandingConfig::default(),
             signup: SignupMode::Invite,
             signup_domains: Vec::new(),
             connectors: Vec::new(),
@@ -212,6 +222,8 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("security_policy_url", KeyKind::Text),
     ("templates_dir", KeyKind::Text),
     ("product_name", KeyKind::Text),
+    ("branding.logo_file", KeyKind::Text),
+    ("branding.accent_colour", KeyKind::Text),
     ("signup", KeyKind::Text),
     ("signup_domains", KeyKind::List),
     ("session.idle_timeout", KeyKind::Text),
@@ -290,6 +302,9 @@ pub struct Config {
     pub security_policy_url: Option<String>,
     pub templates_dir: Option<PathBuf>,
     pub product_name: String,
+    /// The logo's bytes and content type, read at start.
+    pub logo: Option<(Vec<u8>, &'static str)>,
+    pub accent_colour: String,
     pub signup: Signup,
     pub connectors: Vec<ConnectorSpec>,
     pub session: SessionConfig,
@@ -593,6 +608,48 @@ fn validate(
         p.push(problem("product_name", "is empty or longer than 64 characters", "a short name shown on pages"));
     }
 
+    let logo = match &f.branding.logo_file {
+        None => None,
+        Some(path) => {
+            let kind = match path.extension().and_then(|e| e.to_str()).map(str::to_lowercase).as_deref() {
+                Some("png") => Some("image/png"),
+                Some("svg") => Some("image/svg+xml"),
+                Some("jpg" | "jpeg") => Some("image/jpeg"),
+                Some("webp") => Some("image/webp"),
+                _ => None,
+            };
+            match (kind, std::fs::read(path)) {
+                (None, _) => {
+                    p.push(problem(
+                        "branding.logo_file",
+                        format!("{} is not .png, .svg, .jpg or .webp", path.display()),
+                        "an image file",
+                    ));
+                    None
+                }
+                (_, Err(e)) => {
+                    p.push(problem("branding.logo_file", format!("{}: {e}", path.display()), "a readable image file"));
+                    None
+                }
+                (Some(_), Ok(bytes)) if bytes.len() > 512 * 1024 => {
+                    p.push(problem("branding.logo_file", "is larger than 512 KiB", "a small image"));
+                    None
+                }
+                (Some(kind), Ok(bytes)) => Some((bytes, kind)),
+            }
+        }
+    };
+    let accent_colour = f.branding.accent_colour.clone().unwrap_or_else(|| "#2451b3".into());
+    let hex_colour = accent_colour.len() == 7
+        && accent_colour.starts_with('#')
+        && accent_colour.bytes().skip(1).all(|b| b.is_ascii_hexdigit());
+    if !hex_colour {
+        p.push(problem(
+            "branding.accent_colour",
+            format!("{accent_colour:?} is not a colour"),
+            "#rrggbb, such as #2451b3",
+        ));
+    }
     let signup = match f.signup {
         SignupMode::Open => Signup::Open,
         SignupMode::Invite => Signup::Invite,
@@ -627,6 +684,8 @@ fn validate(
             security_policy_url: f.security_policy_url,
             templates_dir: f.templates_dir,
             product_name: f.product_name,
+            logo,
+            accent_colour,
             signup,
             connectors,
             session: f.session,

@@ -56,6 +56,9 @@ pub struct ConnectorConfig {
     pub base_url: Option<String>,
     #[serde(default)]
     pub trust_upstream_mfa: bool,
+    /// E-mail domains whose users the login page sends straight to this connector.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
 }
 
 /// A client secret: never printed.
@@ -104,6 +107,8 @@ pub struct ConnectorSpec {
     pub client_secret: ClientSecret,
     pub settings: ConnectorSettings,
     pub trust_upstream_mfa: bool,
+    /// Home-realm discovery: e-mail domains routed to this connector.
+    pub domains: Vec<String>,
 }
 
 fn problem(key: String, what: impl Into<String>, expected: impl Into<String>) -> Problem {
@@ -169,6 +174,18 @@ pub fn validate_connectors(
                     format!("{key}.id"),
                     format!("{:?} is used by another connector", c.id),
                     "a unique id",
+                ));
+            }
+        }
+        for d in &c.domains {
+            let taken = out.iter().any(|o| o.domains.iter().any(|od| od.eq_ignore_ascii_case(d.trim())));
+            let valid = !d.trim().is_empty() && !d.contains('@') && !d.contains('/') && d.contains('.');
+            if !valid || taken {
+                let why = if taken { "is routed to another connector already" } else { "is not a domain name" };
+                problems.push(problem(
+                    format!("{key}.domains"),
+                    format!("{d:?} {why}"),
+                    "e-mail domains such as example.com, each routed once",
                 ));
             }
         }
@@ -265,6 +282,7 @@ pub fn validate_connectors(
                     client_secret,
                     settings,
                     trust_upstream_mfa: c.trust_upstream_mfa,
+                    domains: c.domains.iter().map(|d| d.trim().to_lowercase()).collect(),
                 });
             }
         }

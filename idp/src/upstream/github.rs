@@ -66,7 +66,7 @@ impl GithubConnector {
         }
     }
 
-    pub fn authorize(&self, redirect_uri: &str) -> Result<Authorization, UpstreamError> {
+    pub fn authorize(&self, redirect_uri: &str, login_hint: Option<&str>) -> Result<Authorization, UpstreamError> {
         let (web, _, _) = self.urls();
         let mut url = web.join("login/oauth/authorize").map_err(|e| UpstreamError::Invalid(e.to_string()))?;
         let state = random_token(32);
@@ -82,6 +82,12 @@ impl GithubConnector {
             .append_pair("allow_signup", "false")
             .append_pair("code_challenge", challenge.as_str())
             .append_pair("code_challenge_method", "S256");
+        if let Some(hint) = login_hint {
+            // GitHub's `login` suggests an account; an e-mail address is not one.
+            if !hint.contains('@') {
+                url.query_pairs_mut().append_pair("login", hint);
+            }
+        }
         Ok(Authorization { url, state, secrets: FlowSecrets { nonce: None, pkce_verifier: Some(verifier) } })
     }
 

@@ -103,10 +103,15 @@ impl Connector {
         self.spec().kind
     }
 
-    pub async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, UpstreamError> {
+    /// Where to send the browser; `login_hint` (an e-mail typed on our login page) is passed on.
+    pub async fn authorize(
+        &self,
+        redirect_uri: &str,
+        login_hint: Option<&str>,
+    ) -> Result<Authorization, UpstreamError> {
         match self {
-            Connector::Oidc(c) => c.authorize(redirect_uri).await,
-            Connector::Github(c) => c.authorize(redirect_uri),
+            Connector::Oidc(c) => c.authorize(redirect_uri, login_hint).await,
+            Connector::Github(c) => c.authorize(redirect_uri, login_hint),
         }
     }
 
@@ -151,5 +156,11 @@ impl Connectors {
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Connector>> {
         self.list.iter()
+    }
+
+    /// Home-realm discovery: the connector an e-mail address's domain is routed to.
+    pub fn for_email(&self, email: &str) -> Option<Arc<Connector>> {
+        let (_, domain) = email.trim().rsplit_once('@')?;
+        self.list.iter().find(|c| c.spec().domains.iter().any(|d| d.eq_ignore_ascii_case(domain))).cloned()
     }
 }

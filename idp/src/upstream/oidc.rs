@@ -112,7 +112,11 @@ impl OidcConnector {
         .set_redirect_uri(redirect))
     }
 
-    pub async fn authorize(&self, redirect_uri: &str) -> Result<Authorization, UpstreamError> {
+    pub async fn authorize(
+        &self,
+        redirect_uri: &str,
+        login_hint: Option<&str>,
+    ) -> Result<Authorization, UpstreamError> {
         let client = self.client(self.metadata(false).await?, redirect_uri)?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (_, scopes, _, hosted_domains) = self.settings();
@@ -125,6 +129,9 @@ impl OidcConnector {
         if let [only] = hosted_domains {
             // Google's account chooser hint; the `hd` claim is still checked on return.
             req = req.add_extra_param("hd", only.clone());
+        }
+        if let Some(hint) = login_hint {
+            req = req.add_extra_param("login_hint", hint.to_owned());
         }
         let (url, state, nonce) = req.url();
         Ok(Authorization {

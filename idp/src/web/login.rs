@@ -37,6 +37,7 @@ pub struct StartQuery {
     return_to: Option<String>,
     /// `1` to link this connector's account to the signed-in user.
     link: Option<String>,
+    login_hint: Option<String>,
 }
 
 pub async fn start(
@@ -51,7 +52,9 @@ pub async fn start(
         (Some("1"), None) => return Err(WebError::LoginRequired { return_to: "/".into() }),
         _ => None,
     };
-    let authorization = connector.authorize(&redirect_uri(&state, connector.id())).await.map_err(upstream_error)?;
+    let hint = query.login_hint.as_deref().filter(|h| h.len() <= 256 && !h.chars().any(char::is_control));
+    let authorization =
+        connector.authorize(&redirect_uri(&state, connector.id()), hint).await.map_err(upstream_error)?;
     let binding = random_token(32);
     let return_to = safe_return_to(query.return_to.as_deref());
     let s = state.clone();
@@ -213,4 +216,25 @@ fn login_error(e: LoginError) -> WebError {
         LoginError::LinkedElsewhere => WebError::Forbidden("That account is already linked to another user."),
         LoginError::Storage(e) => e.into(),
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DiscoverQuery {
+    email: String,
+    return_to: Option<String>,
+}
+
+/// Home-realm discovery: an e-mail whose domain is routed to a connector goes straight there.
+pub async fn discover(state: web::Data<AppState>, query: web::Query<DiscoverQuery>) -> Result<HttpResponse, WebError> {
+    let email = query.email.trim();
+    let return_to = safe_return_to(query.return_to.as_deref());
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let mut target = match state.connectors.for_email(email) {
+        Some(c) => format!("/login/{}?login_hint={}", c.id(), enc(email)),
+        None => "/login?unknown_domain=1".to_owned(),
+    };
+    if let Some(r) = return_to {
+        target.push_str(&format!("&return_to={}", enc(&r)));
+    }
+    Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish())
 }

@@ -24,12 +24,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(routes::readyz))
         .route("/.well-known/security.txt", web::get().to(routes::security_txt))
         .route("/static/idp.css", web::get().to(routes::stylesheet))
+        .route("/static/theme.css", web::get().to(routes::theme))
+        .route("/static/logo", web::get().to(routes::logo))
         .route("/", web::get().to(routes::home))
         .service(
             // Authentication endpoints: rate limited per client IP.
             web::scope("/login")
                 .wrap(from_fn(middleware::auth_rate_limit))
                 .route("", web::get().to(routes::login_page))
+                .route("/discover", web::get().to(login::discover))
                 .route("/{connector}", web::get().to(login::start)),
         )
         .service(
@@ -73,7 +76,7 @@ pub async fn run(state: AppState) -> std::io::Result<()> {
         n => n,
     };
     let max_body = state.config.max_body_bytes;
-    let views = web::Data::new(Views::new(state.config.templates_dir.clone()));
+    let views = web::Data::new(Views::with_branding(state.config.templates_dir.clone(), state.config.logo.is_some()));
     let data = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()

@@ -52,6 +52,22 @@ pub async fn security_txt(state: web::Data<AppState>) -> Result<HttpResponse, We
     Ok(HttpResponse::Ok().content_type("text/plain; charset=utf-8").body(body))
 }
 
+/// The operator's colours, as CSS custom properties (CSP allows no inline style).
+pub async fn theme(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(format!(":root {{ --accent: {}; }}\n", state.config.accent_colour))
+}
+
+pub async fn logo(state: web::Data<AppState>) -> Result<HttpResponse, WebError> {
+    let (bytes, kind) = state.config.logo.as_ref().ok_or(WebError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .content_type(*kind)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .body(bytes.clone()))
+}
+
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
@@ -112,6 +128,7 @@ pub async fn home(
 #[derive(Debug, Deserialize)]
 pub struct LoginQuery {
     return_to: Option<String>,
+    unknown_domain: Option<String>,
 }
 
 /// Only a local path may be a place to return to: no scheme, no host, no `//` or `\` tricks.
@@ -141,7 +158,13 @@ pub async fn login_page(
         state.connectors.iter().map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() }).collect();
     Ok(page(views.render(
         "login.html",
-        context! { product_name => &state.config.product_name, connectors => connectors, return_to => return_to },
+        context! {
+            product_name => &state.config.product_name,
+            connectors => connectors,
+            return_to => return_to,
+            discovery => state.connectors.iter().any(|c| !c.spec().domains.is_empty()),
+            unknown_domain => query.unknown_domain.is_some(),
+        },
     )?))
 }
 

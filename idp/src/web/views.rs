@@ -31,7 +31,13 @@ impl std::fmt::Debug for Views {
 
 impl Views {
     pub fn new(override_dir: Option<PathBuf>) -> Self {
+        Self::with_branding(override_dir, false)
+    }
+
+    /// `has_logo` is a global every page can use (the operator's logo is at `/static/logo`).
+    pub fn with_branding(override_dir: Option<PathBuf>, has_logo: bool) -> Self {
         let mut env = Environment::new();
+        env.add_global("has_logo", has_logo);
         env.set_loader(move |name: &str| {
             if name.contains("..") || name.starts_with('/') {
                 return Ok(None);

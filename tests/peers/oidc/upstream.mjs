@@ -158,8 +158,15 @@ async function tamper(kind, idToken) {
 }
 
 // ---------------------------------------------------------------- provider
+// A login_hint may be an account id or, as a broker's home-realm discovery sends it, an e-mail.
+function hintedUser(hint) {
+  if (!hint) return undefined;
+  if (!hint.includes('@')) return hint;
+  return Object.keys(accounts).find((id) => accounts[id].claims.email === hint) || hint;
+}
+
 function chosenUser(params) {
-  return params?.login_hint || stickyUser;
+  return hintedUser(params?.login_hint) || stickyUser;
 }
 
 const configuration = {
@@ -283,7 +290,7 @@ async function dropSessionOnUserSwitch(req, url) {
     const interaction = await provider.Interaction.find(resume[1]);
     wanted = interaction?.result?.login?.accountId;
   } else {
-    wanted = url.searchParams.get('login_hint') || stickyUser;
+    wanted = hintedUser(url.searchParams.get('login_hint')) || stickyUser;
   }
   if (wanted && wanted !== session.accountId) {
     req.headers.cookie = cookies.filter((c) => !/^_session(\.sig)?=/.test(c)).join('; ');
