@@ -77,6 +77,16 @@ fn populate(s: &AppState) -> String {
     let origin = Origin { ip: Some("192.0.2.7".parse().unwrap()), user_agent: Some("test agent".into()) };
     s.db.write(|c| session::start(c, &s.auditor, &cfg, now, users[0], &["pwd".into()], Some("aal1"), &origin)).unwrap();
     s.db.write(|c| {
+        idp::storage::passwords::PasswordRepository::set_password(
+            c,
+            users[0],
+            "canary0@example.com",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+            now,
+        )
+    })
+    .unwrap();
+    s.db.write(|c| {
         let secrets = idp::upstream::FlowSecrets { nonce: Some("n".into()), pkce_verifier: Some("v".into()) };
         idp::auth::login::begin(c, &s.keys, now, "google", "state-x", &secrets, "binding", Some("/"), Some(users[0]))
     })

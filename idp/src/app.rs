@@ -49,6 +49,7 @@ pub struct AppState {
     /// Key for CSRF tokens, shared by every instance through the database.
     pub csrf_key: Arc<Zeroizing<Vec<u8>>>,
     pub connectors: Connectors,
+    pub passwords: Arc<crate::crypto::password::PasswordHasher>,
     /// Scheduled backups' failures and last success, for `/readyz`.
     pub backups: Arc<crate::backup::schedule::BackupStatus>,
 }
@@ -199,6 +200,10 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
     })?;
     let limiter = RateLimiter::new(config.rate_limit.clone(), auditor.pseudonymiser().clone());
     let connectors = Connectors::from_specs(&config.connectors);
+    let hash_permits = match config.password.max_concurrent_hashes {
+        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        n => n,
+    };
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -208,6 +213,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         limiter,
         csrf_key: Arc::new(csrf_key),
         connectors,
+        passwords: Arc::new(crate::crypto::password::PasswordHasher::new(hash_permits)),
         backups: Arc::default(),
     })
 }

@@ -32,6 +32,8 @@ pub struct ConfigFile {
     pub templates_dir: Option<PathBuf>,
     pub product_name: String,
     pub branding: BrandingConfig,
+    pub password_login: bool,
+    pub password: PasswordConfig,
     pub signup: SignupMode,
     pub signup_domains: Vec<String>,
     pub session: SessionConfig,
@@ -50,6 +52,14 @@ pub struct ConfigFile {
 pub struct BrandingConfig {
     pub logo_file: Option<PathBuf>,
     pub accent_colour: Option<String>,
+}
+
+/// Password rules, when `password_login` is on.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    pub composition_rule: bool,
+    pub max_concurrent_hashes: usize,
 }
 
 /// Who may get an account at first login.
@@ -158,6 +168,8 @@ impl Default for ConfigFile {
             templates_dir: None,
             product_name: "idp".into(),
             branding: BrandingConfig::default(),
+            password_login: false,
+            password: PasswordConfig::default(),
             signup: SignupMode::Invite,
             signup_domains: Vec::new(),
             connectors: Vec::new(),
@@ -206,6 +218,7 @@ impl Default for LogConfig {
 pub enum KeyKind {
     Text,
     Integer,
+    Bool,
     List,
 }
 
@@ -224,6 +237,9 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("product_name", KeyKind::Text),
     ("branding.logo_file", KeyKind::Text),
     ("branding.accent_colour", KeyKind::Text),
+    ("password_login", KeyKind::Bool),
+    ("password.composition_rule", KeyKind::Bool),
+    ("password.max_concurrent_hashes", KeyKind::Integer),
     ("signup", KeyKind::Text),
     ("signup_domains", KeyKind::List),
     ("session.idle_timeout", KeyKind::Text),
@@ -305,6 +321,8 @@ pub struct Config {
     /// The logo's bytes and content type, read at start.
     pub logo: Option<(Vec<u8>, &'static str)>,
     pub accent_colour: String,
+    pub password_login: bool,
+    pub password: PasswordConfig,
     pub signup: Signup,
     pub connectors: Vec<ConnectorSpec>,
     pub session: SessionConfig,
@@ -395,6 +413,11 @@ fn env_value(key: &str, kind: KeyKind, raw: &str) -> Result<toml::Value, Problem
             .parse::<i64>()
             .map(toml::Value::Integer)
             .map_err(|_| Problems(vec![problem(&name, format!("{raw:?} is not a whole number"), "an integer")]))?,
+        KeyKind::Bool => match raw.trim() {
+            "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+            "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+            _ => return Err(Problems(vec![problem(&name, format!("{raw:?} is not a yes/no value"), "true or false")])),
+        },
         KeyKind::List => toml::Value::Array(
             raw.split(',')
                 .map(str::trim)
@@ -686,6 +709,8 @@ fn validate(
             product_name: f.product_name,
             logo,
             accent_colour,
+            password_login: f.password_login,
+            password: f.password,
             signup,
             connectors,
             session: f.session,

@@ -118,6 +118,7 @@ fn key_list_matches_struct_and_docs() {
     for (key, kind) in KEYS {
         let sample = match (key, kind) {
             (_, KeyKind::Integer) => toml::Value::Integer(1),
+            (_, KeyKind::Bool) => toml::Value::Boolean(true),
             (_, KeyKind::List) => toml::Value::Array(vec![]),
             (k, KeyKind::Text) if k.ends_with("timeout") || k.ends_with("window") => toml::Value::String("1m".into()),
             (&"log.format", _) => toml::Value::String("json".into()),

@@ -173,6 +173,19 @@ impl Browser {
         (r.status().as_u16(), loc)
     }
 
+    /// As `post_form`, returning the status and the body.
+    pub fn post_form_page(&mut self, url: &str, origin: &str, body: &str) -> (u16, String) {
+        let r = self
+            .client
+            .post(url)
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.to_owned())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
     /// The first visited URL containing `needle`.
     pub fn visited_containing(&self, needle: &str) -> Option<String> {
         self.visited.iter().find(|u| u.contains(needle)).cloned()

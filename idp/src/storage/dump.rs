@@ -13,6 +13,7 @@ use diesel::prelude::*;
 
 use super::login_flows::LoginFlowRow;
 use super::models::*;
+use super::passwords::PasswordCredentialRow;
 use super::schema;
 use super::{DbConnection, StorageError, database_columns, on_concrete};
 
@@ -139,6 +140,7 @@ backed_up_tables! {
     users: UserRow,
     login_flows: LoginFlowRow,
     external_identities: ExternalIdentityRow,
+    password_credentials: PasswordCredentialRow,
     organisations: OrganisationRow,
     projects: ProjectRow,
     custom_roles: CustomRoleRow,

@@ -11,6 +11,7 @@ pub mod dump;
 pub mod login_flows;
 pub mod models;
 pub mod organisations;
+pub mod passwords;
 pub mod rate_limits;
 pub mod schema;
 pub mod secrets;

@@ -180,3 +180,15 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(login_flows, users);
+
+diesel::table! {
+    password_credentials (user_id) {
+        user_id -> Text,
+        login -> Text,
+        hash -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(password_credentials, users);

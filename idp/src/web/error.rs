@@ -13,6 +13,8 @@ pub enum WebError {
     NotFound,
     #[error("login required")]
     LoginRequired { return_to: String },
+    #[error("unauthorized: {0}")]
+    Unauthorized(&'static str),
     #[error("forbidden: {0}")]
     Forbidden(&'static str),
     #[error("bad request: {0}")]
@@ -48,7 +50,7 @@ impl WebError {
         match self {
             WebError::NotFound => "This page does not exist.",
             WebError::LoginRequired { .. } => "Please sign in.",
-            WebError::Forbidden(why) | WebError::BadRequest(why) => why,
+            WebError::Forbidden(why) | WebError::BadRequest(why) | WebError::Unauthorized(why) => why,
             WebError::RateLimited { .. } => "Too many attempts. Please wait a moment and try again.",
             WebError::UpstreamDown(_) => {
                 "The sign-in provider is not answering right now. Please try again in a few minutes."
@@ -65,6 +67,7 @@ impl ResponseError for WebError {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::LoginRequired { .. } => StatusCode::SEE_OTHER,
             WebError::Forbidden(_) => StatusCode::FORBIDDEN,
+            WebError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             WebError::UpstreamDown(_) => StatusCode::BAD_GATEWAY,

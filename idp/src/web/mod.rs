@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod login;
 pub mod middleware;
+pub mod password;
 pub mod routes;
 pub mod views;
 
@@ -33,8 +34,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(middleware::auth_rate_limit))
                 .route("", web::get().to(routes::login_page))
                 .route("/discover", web::get().to(login::discover))
+                .route("/password", web::post().to(password::login))
                 .route("/{connector}", web::get().to(login::start)),
         )
+        .service(
+            web::scope("/signup")
+                .wrap(from_fn(middleware::auth_rate_limit))
+                .route("", web::get().to(password::signup_page))
+                .route("", web::post().to(password::signup))
+                .route("/strength", web::post().to(password::strength)),
+        )
+        .route("/static/password.js", web::get().to(routes::password_script))
         .service(
             web::scope("/callback")
                 .wrap(from_fn(middleware::auth_rate_limit))

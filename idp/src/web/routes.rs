@@ -149,6 +149,7 @@ struct ConnectorLink {
 }
 
 pub async fn login_page(
+    req: HttpRequest,
     state: web::Data<AppState>,
     views: web::Data<Views>,
     query: web::Query<LoginQuery>,
@@ -156,7 +157,13 @@ pub async fn login_page(
     let return_to = safe_return_to(query.return_to.as_deref());
     let connectors: Vec<ConnectorLink> =
         state.connectors.iter().map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() }).collect();
-    Ok(page(views.render(
+    let (binding, pre_cookie) = if state.config.password_login {
+        let (b, c) = super::password::pre_session(&req, &state);
+        (Some(b), c)
+    } else {
+        (None, None)
+    };
+    let html = views.render(
         "login.html",
         context! {
             product_name => &state.config.product_name,
@@ -164,8 +171,23 @@ pub async fn login_page(
             return_to => return_to,
             discovery => state.connectors.iter().any(|c| !c.spec().domains.is_empty()),
             unknown_domain => query.unknown_domain.is_some(),
+            password_login => state.config.password_login,
+            signup_open => state.config.password_login && state.config.signup != crate::config::Signup::Invite,
+            csrf_token => binding.map(|b| super::password::pre_token(&state, &b)),
         },
-    )?))
+    )?;
+    let mut res = HttpResponse::Ok();
+    if let Some(c) = pre_cookie {
+        res.cookie(c);
+    }
+    Ok(res.content_type("text/html; charset=utf-8").body(html))
+}
+
+pub async fn password_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(super::views::PASSWORD_SCRIPT)
 }
 
 #[derive(Debug, Deserialize)]

@@ -14,9 +14,11 @@ const BUILTIN: &[(&str, &str)] = &[
     ("login.html", include_str!("../../../templates/login.html")),
     ("home.html", include_str!("../../../templates/home.html")),
     ("sessions.html", include_str!("../../../templates/sessions.html")),
+    ("signup.html", include_str!("../../../templates/signup.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../../templates/static/idp.css");
+pub const PASSWORD_SCRIPT: &str = include_str!("../../../templates/static/password.js");
 
 #[derive(Clone)]
 pub struct Views {
