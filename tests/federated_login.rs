@@ -160,6 +160,20 @@ fn oidc_login_creates_the_user_and_a_session(backend: Backend) {
     let mut b2 = Browser::new();
     assert_eq!(w.login(&mut b2, "up").status, 200);
     assert_eq!(w.user_count(), 1);
+    let sessions = b.open(&w.server.url("/sessions")).body;
+    assert_eq!(sessions.matches("/end\"").count(), 1, "the other browser's session is listed and can be ended");
+    // Logging in again in the same browser replaces its session instead of adding one.
+    assert_eq!(w.login(&mut b, "up").status, 200);
+    let sessions = b.open(&w.server.url("/sessions")).body;
+    assert_eq!(sessions.matches("this session").count(), 1);
+    assert_eq!(sessions.matches("/end\"").count(), 1, "{sessions}");
+    // Ending the other browser's session from this one.
+    let i = sessions.find("/sessions/").unwrap();
+    let end_path = sessions[i..].split('"').next().unwrap().to_owned();
+    let csrf = field(&sessions, "name=\"csrf_token\" value=\"");
+    assert_eq!(b.post_form(&w.server.url(&end_path), &w.server.base, &format!("csrf_token={csrf}")).0, 303);
+    assert!(!w.signed_in(&mut b2), "the ended session no longer works");
+    assert!(w.signed_in(&mut b));
 }
 
 #[test]

@@ -114,6 +114,17 @@ pub fn end(
     Ok(ended)
 }
 
+/// Ends the session a browser still carries when it logs in again, so each login leaves one
+/// live session behind (and a planted cookie never survives a login).
+pub fn end_previous(conn: &mut impl SessionRepository, previous_token: Option<&str>) -> StorageResult<()> {
+    if let Some(token) = previous_token.filter(|t| t.len() == 43) {
+        if let Some(old) = conn.find_session_by_token_hash(&hash_token(token))? {
+            conn.delete_session(old.id)?;
+        }
+    }
+    Ok(())
+}
+
 /// Ends every session of a user (an admin action, or deprovisioning).
 pub fn end_all(
     conn: &mut (impl SessionRepository + AuditRepository),

@@ -160,11 +160,17 @@ pub async fn callback(
     };
     let s = state.clone();
     let trust = connector.spec().trust_upstream_mfa;
+    let previous = req.cookie(session_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
     let link_user = flow.link_user;
     let done = web::block(move || {
         let now = s.clock.now_naive();
         let policy = LoginPolicy { signup: &s.config.signup, session: &s.config.session, trust_upstream_mfa: trust };
-        s.db.write(|conn| login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin))
+        // One transaction: a refusal leaves nothing behind (no half-linked identity).
+        s.db.write(|conn| {
+            let done = login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin)?;
+            crate::auth::session::end_previous(conn, previous.as_deref())?;
+            Ok::<_, LoginError>(done)
+        })
     })
     .await?;
     let (token, _session, _user) = match done {

@@ -80,10 +80,12 @@ async fn signed_in(
         ip: client_ip(req, &state.config.trusted_proxies),
         user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
+    let previous = req.cookie(session_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
     let s = state.clone();
     let (token, session) = web::block(move || {
         let now = s.clock.now_naive();
         s.db.write(|conn| {
+            session::end_previous(conn, previous.as_deref())?;
             let (token, session) =
                 session::start(conn, &s.auditor, &s.config.session, now, user, &["pwd".into()], None, &origin)?;
             s.auditor.record(
