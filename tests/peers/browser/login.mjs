@@ -18,9 +18,11 @@ const USAGE = `usage:
   node login.mjs --base URL --connector ID --expect EMAIL --out DIR [--name NAME]
   node login.mjs --base URL --signup --email EMAIL --password PASSWORD --out DIR
 options: --timeout MS (per step, default 15000)  --chromium PATH (default $CHROMIUM or /usr/bin/chromium)
-         --type-delay MS (signup password keystroke delay, default 40)`;
+         --type-delay MS (signup password keystroke delay, default 40)
+         --rewrite-null-origin (DIAGNOSTIC ONLY: send the real Origin instead of "null" on
+           same-origin form POSTs; reported as "rewrote_null_origin" in the JSON)`;
 
-const FLAGS = new Set(['signup', 'help']);
+const FLAGS = new Set(['signup', 'help', 'rewrite-null-origin']);
 
 function parseArgs(argv) {
   const o = {};
@@ -82,6 +84,7 @@ function originOf(u) {
 }
 
 const ignoredErrors = []; // the browser's own favicon probe: not a page's doing
+const rewrote = []; // URLs whose "Origin: null" was rewritten (--rewrite-null-origin)
 let lastDocument = null; // { url, status } of the latest main-frame document response
 
 function record(kind, text, url) {
@@ -180,6 +183,19 @@ async function launch() {
   });
 
   page = browserContext.pages()[0] ?? await browserContext.newPage();
+  if (args['rewrite-null-origin']) {
+    // Chromium sends "Origin: null" on a form POST from a page served with
+    // "Referrer-Policy: no-referrer" (Fetch standard). This lets the rest of a flow be exercised
+    // against a server that refuses that; never use it to make a test pass.
+    await page.route((u) => u.origin === ORIGIN, (route) => {
+      const h = route.request().headers();
+      if (route.request().method() === 'POST' && h.origin === 'null') {
+        rewrote.push(route.request().url());
+        return route.continue({ headers: { ...h, origin: ORIGIN } });
+      }
+      return route.continue();
+    });
+  }
   page.on('console', (msg) => {
     if (msg.type() !== 'error') return;
     const loc = msg.location();
@@ -313,6 +329,7 @@ try {
   // Let late console messages (e.g. a CSP report fired after load) arrive before judging.
   await new Promise((r) => setTimeout(r, 200));
   checkNoErrors('end of run');
+  if (args['rewrite-null-origin']) result.rewrote_null_origin = rewrote;
   emit({ ok: true, ...result, console_errors: consoleErrors, foreign_console_errors: foreignErrors,
     ignored_console_errors: ignoredErrors, http_errors: httpErrors, navigations });
 } catch (e) {
