@@ -56,7 +56,7 @@ fn every_response_carries_security_headers() {
             "{path}: {csp}"
         );
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{path}");
         assert!(h.contains_key("x-request-id"), "{path}");
         assert!(!h.contains_key("strict-transport-security"), "no HSTS on plain-http loopback");
     }
@@ -101,6 +101,17 @@ fn bad_requests_get_clean_errors() {
     assert_eq!(r.status(), 403);
     let r = c.post(server.url("/logout")).header("sec-fetch-site", "cross-site").body("csrf_token=x").send().unwrap();
     assert_eq!(r.status(), 403);
+    // `Origin: null` (a referrer policy or sandbox withholding it) passes only as same-origin.
+    let null_origin = |fetch_site: Option<&str>| {
+        let mut req = c.post(server.url("/logout")).header("origin", "null").body("csrf_token=x");
+        if let Some(site) = fetch_site {
+            req = req.header("sec-fetch-site", site);
+        }
+        req.send().unwrap().status()
+    };
+    assert_eq!(null_origin(Some("cross-site")), 403);
+    assert_eq!(null_origin(None), 403);
+    assert_eq!(null_origin(Some("same-origin")), 303, "on to the next layer: no session, so to the login page");
     // Internal details never reach the client.
     let body = c.get(server.url("/sessions/x/end")).send().unwrap().text().unwrap();
     assert!(!body.to_lowercase().contains("uuid") && !body.contains("diesel"), "{body}");

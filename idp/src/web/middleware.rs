@@ -60,7 +60,8 @@ pub async fn security_headers(
     };
     set(h, header::CONTENT_SECURITY_POLICY, CSP);
     set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set(h, header::REFERRER_POLICY, "no-referrer");
+    // Same-origin: our own forms carry a real Origin; nothing (codes, states) leaks to others.
+    set(h, header::REFERRER_POLICY, "same-origin");
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
     set(
@@ -104,18 +105,17 @@ pub async fn same_origin(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-        let origin_ok = match (req.headers().get(header::ORIGIN), req.app_data::<web::Data<AppState>>()) {
-            (Some(o), Some(state)) => {
-                o.to_str().is_ok_and(|o| o == state.config.public_url.origin().ascii_serialization())
-            }
-            (Some(_), None) => false,
+        let fetch_site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok());
+        let origin = req.headers().get(header::ORIGIN).map(|o| o.to_str());
+        let origin_ok = match (origin, req.app_data::<web::Data<AppState>>()) {
+            // Browsers send `Origin: null` where the referrer policy or a sandbox withholds the
+            // origin; Fetch Metadata still says where the request came from.
+            (Some(Ok("null")), _) => fetch_site == Some("same-origin"),
+            (Some(Ok(o)), Some(state)) => o == state.config.public_url.origin().ascii_serialization(),
+            (Some(_), _) => false,
             (None, _) => true,
         };
-        let fetch_site_ok = req
-            .headers()
-            .get("sec-fetch-site")
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|v| matches!(v, "same-origin" | "none"));
+        let fetch_site_ok = fetch_site.is_none_or(|v| matches!(v, "same-origin" | "none"));
         if !origin_ok || !fetch_site_ok {
             return Ok(refuse(req, StatusCode::FORBIDDEN, "This request came from another site and was refused."));
         }

@@ -26,6 +26,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/.well-known/security.txt", web::get().to(routes::security_txt))
         .route("/static/idp.css", web::get().to(routes::stylesheet))
         .route("/static/theme.css", web::get().to(routes::theme))
+        .route("/favicon.ico", web::get().to(routes::favicon))
         .route("/static/logo", web::get().to(routes::logo))
         .route("/", web::get().to(routes::home))
         .service(

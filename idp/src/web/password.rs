@@ -222,7 +222,8 @@ pub async fn signup(
     match created {
         Ok(user) => signed_in(&state, &req, user, "/".into()).await,
         Err(SignupError::Password(problems)) => {
-            let list: Vec<String> = problems.iter().map(|p| format!("Password: {p}.")).collect();
+            let list: Vec<String> =
+                problems.iter().map(|p| format!("Password: {}.", p.to_string().trim_end_matches('.'))).collect();
             render_signup(&req, &state, &views, &form.email, &list, bad)
         }
         Err(SignupError::InvalidEmail) => {

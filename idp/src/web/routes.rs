@@ -68,6 +68,11 @@ pub async fn logo(state: web::Data<AppState>) -> Result<HttpResponse, WebError> 
         .body(bytes.clone()))
 }
 
+/// Browsers ask for it on every page; an empty answer beats a logged 404.
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::NoContent().insert_header((header::CACHE_CONTROL, "public, max-age=86400")).finish()
+}
+
 pub async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
