@@ -406,6 +406,15 @@ fn return_to_off_site_is_ignored() {
     assert!(page.url.ends_with("/sessions"), "{}", page.url);
 }
 
+/// Links a connector's account from the home page's form, following the flow to its end.
+fn link(w: &World, b: &mut Browser, connector: &str) -> harness::peers::Page {
+    let csrf = field(&b.open(&w.server.url("/")).body, "name=\"csrf_token\" value=\"");
+    let (status, loc) =
+        b.post_form(&w.server.url(&format!("/login/{connector}/link")), &w.server.base, &format!("csrf_token={csrf}"));
+    assert_eq!(status, 303);
+    b.open(url::Url::parse(&w.server.base).unwrap().join(&loc.unwrap()).unwrap().as_str())
+}
+
 fn field(html: &str, marker: &str) -> String {
     let start = html.find(marker).unwrap() + marker.len();
     html[start..].split('"').next().unwrap().to_owned()
@@ -440,10 +449,19 @@ fn a_second_identity_is_linked_only_by_proving_both() {
     assert_eq!(w.login(&mut b, "up").status, 200);
     // Linking needs a session.
     let mut anon = Browser::new();
-    let page = anon.open(&w.server.url("/login/gh?link=1"));
-    assert!(page.url.contains("/login?return_to=") && page.status == 200, "{} {}", page.url, page.status);
+    let (status, loc) = anon.post_form(&w.server.url("/login/gh/link"), &w.server.base, "csrf_token=x");
+    assert_eq!(status, 303);
+    assert!(loc.unwrap().starts_with("/login?return_to="));
+    // Linking with the form: a token from another session is refused.
+    let mut e = Browser::new();
+    assert_eq!(w.login(&mut e, "up").status, 200);
+    let other_csrf = field(&e.open(&w.server.url("/")).body, "name=\"csrf_token\" value=\"");
+    assert_eq!(
+        b.post_form(&w.server.url("/login/gh/link"), &w.server.base, &format!("csrf_token={other_csrf}")).0,
+        403
+    );
     // Signed in as alice, complete GitHub: linked to alice, no new user.
-    let page = b.open(&w.server.url("/login/gh?link=1"));
+    let page = link(&w, &mut b, "gh");
     assert_eq!(page.status, 200, "{}", page.body);
     assert_eq!(w.user_count(), 1);
     assert!(page.body.contains("GitHub: linked"), "{}", page.body);
@@ -477,7 +495,7 @@ fn a_second_identity_is_linked_only_by_proving_both() {
     w.set_user("dave");
     let mut d = Browser::new();
     assert_eq!(w.login(&mut d, "up").status, 200);
-    let page = d.open(&w.server.url("/login/gh?link=1"));
+    let page = link(&w, &mut d, "gh");
     assert_eq!(page.status, 403, "{}", page.body);
     assert_eq!(w.user_count(), 2);
 }
@@ -522,4 +540,18 @@ fn an_operator_ends_all_sessions_of_a_user() {
     }
     let out = run(&mut cmd);
     assert!(!out.status.success() && text(&out).contains("no user"), "{}", text(&out));
+}
+
+#[test]
+fn a_link_request_from_another_site_only_signs_in() {
+    let w = world(Options { github: true, ..Default::default() });
+    let mut b = Browser::new();
+    assert_eq!(w.login(&mut b, "up").status, 200);
+    // A top-level GET another site can trigger: it must not attach GitHub to alice.
+    let page = b.open(&w.server.url("/login/gh?link=1"));
+    assert!(page.body.contains("octocat@github.test"), "{}", page.body);
+    assert_eq!(w.user_count(), 2, "a separate account, not a link");
+    let mut c = Browser::new();
+    let page = w.login(&mut c, "up");
+    assert!(page.body.contains("GitHub: <form") || !page.body.contains("GitHub: linked"), "{}", page.body);
 }

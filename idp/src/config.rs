@@ -694,6 +694,24 @@ fn validate(
         ));
     }
     let connectors = crate::connector_config::validate_connectors(&f.connectors, env, &mut p);
+    if f.password_login && f.signup == SignupMode::Domains {
+        // A typed address proves nothing: anyone could claim one at the domain.
+        p.push(problem(
+            "password_login",
+            "cannot be combined with signup = \"domains\" (the typed address is not verified)",
+            "signup = \"open\" or \"invite\" with passwords, or domains with connectors only",
+        ));
+    }
+    if f.signup == SignupMode::Domains {
+        for c in connectors.iter().filter(|c| c.kind == ConnectorKind::Google) {
+            if matches!(&c.settings, ConnectorSettings::Oidc { hosted_domains, .. } if hosted_domains.is_empty()) {
+                warnings.push(format!(
+                    "connector {}: Google without hosted_domains under signup = \"domains\" admits consumer accounts whose verified e-mail is at the domain",
+                    c.id
+                ));
+            }
+        }
+    }
 
     match (bind, public_url, database) {
         (Ok(bind), Ok(public_url), Ok(database)) if p.is_empty() => Ok(Config {

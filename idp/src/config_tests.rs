@@ -232,3 +232,16 @@ fn signup_policy() {
     assert!(Config::load_with(None, &env(&[("IDP_SIGNUP", "domains")])).is_err());
     assert!(Config::load_with(None, &env(&[("IDP_SIGNUP", "everyone")])).is_err());
 }
+
+#[test]
+fn passwords_with_domain_signup_are_refused() {
+    let e = Config::load_with(
+        None,
+        &env(&[("IDP_PASSWORD_LOGIN", "true"), ("IDP_SIGNUP", "domains"), ("IDP_SIGNUP_DOMAINS", "corp.example")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("password_login"), "{e}");
+    assert!(Config::load_with(None, &env(&[("IDP_PASSWORD_LOGIN", "maybe")])).is_err());
+    assert!(Config::load_with(None, &env(&[("IDP_PASSWORD_LOGIN", "yes")])).unwrap().password_login);
+}

@@ -109,8 +109,18 @@ macro_rules! on_both_backends {
     };
 }
 
+/// A port nothing listens on now and that no other test of this process was given: tests run
+/// in parallel, and the OS may hand a just-released port out again before its first user binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 pub fn idp_bin() -> PathBuf {

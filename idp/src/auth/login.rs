@@ -44,6 +44,8 @@ pub enum LoginError {
     Disabled,
     #[error("that upstream account is already linked to another user")]
     LinkedElsewhere,
+    #[error("another login for the same account finished first")]
+    Concurrent,
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -75,7 +77,7 @@ pub fn begin(
 ) -> Result<(), LoginError> {
     let id = uuid::Uuid::new_v4().to_string();
     let plain = Zeroizing::new(serde_json::to_vec(secrets).map_err(|e| StorageError::Corrupt(e.to_string()))?);
-    let (_, sealed) = keys.seal(&flow_context(&id), &plain);
+    let (_, sealed) = keys.seal(&flow_context(&id), &plain).map_err(|e| StorageError::Unavailable(e.to_string()))?;
     conn.insert_login_flow(&LoginFlowRow {
         state_hash: hash_token(state),
         browser_hash: hash_token(browser_binding),
@@ -112,8 +114,9 @@ pub fn take(
     if !bound {
         return Ok(Err(LoginError::WrongBrowser));
     }
-    let plain = keys.open(&flow_context(&row.id), &row.sealed).map_err(StorageError::Sealed)?;
-    let secrets: FlowSecrets = serde_json::from_slice(&plain).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    // A flow sealed under a master key since rotated away is as good as expired.
+    let Ok(plain) = keys.open(&flow_context(&row.id), &row.sealed) else { return Ok(Err(LoginError::UnknownFlow)) };
+    let Ok(secrets) = serde_json::from_slice::<FlowSecrets>(&plain) else { return Ok(Err(LoginError::UnknownFlow)) };
     Ok(Ok(TakenFlow {
         connector_id: row.connector_id,
         secrets,
@@ -168,7 +171,8 @@ pub fn complete(
                     &identity.subject,
                     identity.email.as_deref(),
                     now,
-                )?;
+                )
+                .map_err(conflict_is_a_race)?;
                 auditor.record(
                     conn,
                     now,
@@ -196,7 +200,8 @@ pub fn complete(
                     },
                     now,
                 )?;
-                conn.link_external_identity(user.id, &identity.connector_id, &identity.subject, Some(email), now)?;
+                conn.link_external_identity(user.id, &identity.connector_id, &identity.subject, Some(email), now)
+                    .map_err(conflict_is_a_race)?;
                 auditor.record(
                     conn,
                     now,
@@ -264,6 +269,15 @@ pub fn unlink(
             .source(ip),
     )?;
     Ok(())
+}
+
+/// The identity was linked by a concurrent login between our read and our write: refuse this
+/// one (its transaction rolls back) instead of failing with a 500.
+fn conflict_is_a_race(e: StorageError) -> LoginError {
+    match e {
+        StorageError::Conflict(_) => LoginError::Concurrent,
+        other => other.into(),
+    }
 }
 
 /// Records a failed login; `reason` is a fixed phrase, never upstream text with personal data.

@@ -103,11 +103,12 @@ pub fn sign_up(
     }
     password::check_new(password, Some(email), PasswordRules { has_second_factor: false, composition })
         .map_err(SignupError::Password)?;
+    // The hash first, so an existing address is not answered faster than a new one.
+    let hash = hasher.hash(password).map_err(|_| SignupError::Hash)?;
     let login = login_name(email);
     if db.read(|conn| conn.password_for_login(&login))?.is_some() {
         return Err(SignupError::Exists);
     }
-    let hash = hasher.hash(password).map_err(|_| SignupError::Hash)?;
     db.write(|conn| {
         let user = conn
             .create_user(&NewUser { email: Some(email.to_owned()), email_verified: false, display_name: None }, now)?;

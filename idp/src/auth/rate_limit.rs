@@ -22,6 +22,21 @@ pub struct Limited {
     pub retry_after_secs: u64,
 }
 
+/// What an address is counted as: IPv4 as is (IPv4-mapped IPv6 unmapped), IPv6 by its /64, the
+/// block a single subscriber usually holds, so rotating through it buys no extra attempts.
+fn network_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let [a, b, c, d, ..] = v6.segments();
+                format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+            }
+        },
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct RateLimiter {
     config: RateLimitConfig,
@@ -43,7 +58,7 @@ impl RateLimiter {
     ) -> StorageResult<Result<(), Limited>> {
         let (bucket, limit) = match subject {
             // Bucket names are pseudonyms: the table holds no addresses or e-mails.
-            Subject::Ip(ip) => (self.pseudonymiser.pseudonymise(Datum::IpAddress, &ip.to_string()), self.config.per_ip),
+            Subject::Ip(ip) => (self.pseudonymiser.pseudonymise(Datum::IpAddress, &network_of(ip)), self.config.per_ip),
             Subject::Account(a) => (self.pseudonymiser.pseudonymise(Datum::Email, a), self.config.per_account),
         };
         let window = i64::try_from(self.config.window.as_secs()).unwrap_or(i64::MAX).max(1);
@@ -59,5 +74,19 @@ impl RateLimiter {
     pub fn purge(&self, conn: &mut impl RateLimitRepository, now: i64) -> StorageResult<usize> {
         let window = i64::try_from(self.config.window.as_secs()).unwrap_or(i64::MAX);
         conn.purge_rate_limits(now.saturating_sub(window.saturating_mul(2)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_of;
+
+    #[test]
+    fn ipv6_counts_by_64_and_mapped_ipv4_unmaps() {
+        let a = network_of("2001:db8:1:2:aaaa::1".parse().unwrap());
+        assert_eq!(a, network_of("2001:db8:1:2:ffff:ffff:ffff:ffff".parse().unwrap()));
+        assert_ne!(a, network_of("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(network_of("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
+        assert_ne!(network_of("192.0.2.1".parse().unwrap()), network_of("192.0.2.2".parse().unwrap()));
     }
 }

@@ -311,15 +311,26 @@ fn check_private(path: &Path) -> Result<(), PrivateError> {
     if mode & 0o077 != 0 { Err(PrivateError::Mode(mode)) } else { Ok(()) }
 }
 
-/// Writes `bytes` to `path` through a 0600 temporary file renamed into place.
+/// Writes `bytes` to `path` through a 0600 temporary file renamed into place, keeping the owner
+/// of the file it replaces (so a rotation run as root leaves a file the server can still read),
+/// and syncing the directory so the rename survives a crash.
 pub fn write_private_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp =
-        dir.join(format!(".{}.tmp-{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("key"), std::process::id()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("key");
+    let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(rand::random::<[u8; 8]>())));
+    let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
     let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
-    let result = f.write_all(bytes).and_then(|_| f.sync_all()).and_then(|_| std::fs::rename(&tmp, path));
+    let result = f
+        .write_all(bytes)
+        .and_then(|_| f.sync_all())
+        .and_then(|_| match owner {
+            Some((uid, gid)) => std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)),
+            None => Ok(()),
+        })
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .and_then(|_| std::fs::File::open(dir)?.sync_all());
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -338,12 +349,22 @@ pub struct MasterKeys {
 struct Loaded {
     keyring: Arc<Keyring>,
     modified: Option<SystemTime>,
+    /// The file changed but could not be read: sealing now could use a key that is gone.
+    unreadable: bool,
 }
+
+/// Sealing refused because the key file changed and cannot be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the master key file changed and cannot be read; refusing to seal with a key that may have been rotated away")]
+pub struct KeyringUnreadable;
 
 impl MasterKeys {
     pub fn new(source: KeySource, keyring: Keyring) -> Self {
         let modified = source.modified();
-        Self { inner: Arc::new(RwLock::new(Loaded { keyring: Arc::new(keyring), modified })), source }
+        Self {
+            inner: Arc::new(RwLock::new(Loaded { keyring: Arc::new(keyring), modified, unreadable: false })),
+            source,
+        }
     }
 
     pub fn source(&self) -> &KeySource {
@@ -369,15 +390,22 @@ impl MasterKeys {
                 let mut loaded = self.inner.write().unwrap_or_else(|p| p.into_inner());
                 loaded.keyring = Arc::new(k);
                 loaded.modified = modified;
+                loaded.unreadable = false;
             }
-            // Keep serving with the keys we have; the next change retries.
-            Err(e) => tracing::error!(error = %e, "could not re-read the master keys"),
+            // Keep opening with the keys we have, but seal nothing until the file reads again.
+            Err(e) => {
+                tracing::error!(error = %e, "could not re-read the master keys");
+                self.inner.write().unwrap_or_else(|p| p.into_inner()).unreadable = true;
+            }
         }
     }
 
-    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> (KeyId, Vec<u8>) {
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Result<(KeyId, Vec<u8>), KeyringUnreadable> {
         let k = self.keyring();
-        (k.active_id(), k.seal(context, plaintext))
+        if self.inner.read().unwrap_or_else(|p| p.into_inner()).unreadable {
+            return Err(KeyringUnreadable);
+        }
+        Ok((k.active_id(), k.seal(context, plaintext)))
     }
 
     pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, OpenError> {
@@ -463,6 +491,28 @@ mod tests {
         assert_eq!(Keyring::parse("idp-master-v1:0011223344556677:c2hvcnQ").err(), Some(KeyringError::BadLine(1)));
         let line = k.to_text().lines().nth(1).unwrap().to_owned();
         assert!(matches!(Keyring::parse(&format!("{line}\n{line}")), Err(KeyringError::Duplicate(_))));
+    }
+
+    #[test]
+    fn an_unreadable_changed_key_file_stops_sealing_but_not_opening() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        let source = KeySource::File(path.clone());
+        let k = Keyring::generate();
+        source.store(&k).unwrap();
+        let keys = MasterKeys::new(source.clone(), source.load().unwrap());
+        let (_, sealed) = keys.seal(b"c", b"v").unwrap();
+        // The file is replaced by one the server refuses (others can read it).
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        source.store(&k.with_new_active_key()).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(keys.seal(b"c", b"v").err(), Some(KeyringUnreadable));
+        assert_eq!(keys.open(b"c", &sealed).unwrap().as_slice(), b"v");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        source.store(&source.load().unwrap()).unwrap();
+        assert!(keys.seal(b"c", b"v").is_ok(), "sealing resumes once the file reads again");
     }
 
     #[test]

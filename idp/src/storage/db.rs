@@ -71,6 +71,8 @@ impl DatabaseUrl {
                     if u.password().is_some() {
                         let _ = u.set_password(Some("***"));
                     }
+                    // libpq also takes `?password=...`; show no query at all.
+                    u.set_query(None);
                     u.to_string()
                 }
                 Err(_) => "postgres://***".into(),

@@ -83,7 +83,9 @@ impl SecretRepository for DbConnection {
         now: NaiveDateTime,
     ) -> StorageResult<SecretId> {
         let id = SecretId::new();
-        let (key_id, sealed) = keys.seal(&context(&id.to_string(), purpose.as_str()), plaintext);
+        let (key_id, sealed) = keys
+            .seal(&context(&id.to_string(), purpose.as_str()), plaintext)
+            .map_err(|e| StorageError::Unavailable(e.to_string()))?;
         let row = SecretRow {
             id: id.to_string(),
             purpose: purpose.as_str().to_owned(),

@@ -152,9 +152,10 @@ impl GithubConnector {
             (None, None) => return Err(UpstreamError::Invalid("no access token".into())),
         };
         let user: GithubUser = self.get(&token, "user").await?;
-        let emails: Vec<GithubEmail> = self.get(&token, "user/emails").await?;
-        let orgs: Vec<GithubOrg> = self.get(&token, "user/orgs").await?;
-        let teams: Vec<GithubTeam> = self.get(&token, "user/teams").await?;
+        // 100 is GitHub's largest page; more organisations or teams than that are not read.
+        let emails: Vec<GithubEmail> = self.get(&token, "user/emails?per_page=100").await?;
+        let orgs: Vec<GithubOrg> = self.get(&token, "user/orgs?per_page=100").await?;
+        let teams: Vec<GithubTeam> = self.get(&token, "user/teams?per_page=100").await?;
         let org_logins: Vec<String> = orgs.iter().map(|o| o.login.to_lowercase()).collect();
         if !allowed_orgs.is_empty() && !org_logins.iter().any(|o| allowed_orgs.contains(o)) {
             return Err(UpstreamError::NotAllowed(format!(

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use super::client_ip::client_ip;
 use super::error::WebError;
-use super::extract::{MaybeSignedIn, session_cookie_name};
-use super::routes::safe_return_to;
+use super::extract::{SignedIn, session_cookie_name};
+use super::routes::{CsrfForm, check_csrf, safe_return_to};
 use crate::app::AppState;
 use crate::auth::login::{self, LoginError, LoginPolicy};
 use crate::auth::session::Origin;
@@ -35,28 +35,43 @@ fn redirect_uri(state: &AppState, connector: &str) -> String {
 #[derive(Debug, Deserialize)]
 pub struct StartQuery {
     return_to: Option<String>,
-    /// `1` to link this connector's account to the signed-in user.
-    link: Option<String>,
     login_hint: Option<String>,
 }
 
+/// `GET /login/{id}`: sign in through a connector.
 pub async fn start(
     state: web::Data<AppState>,
     id: web::Path<String>,
     query: web::Query<StartQuery>,
-    MaybeSignedIn(session): MaybeSignedIn,
 ) -> Result<HttpResponse, WebError> {
     let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
-    let link_user = match (query.link.as_deref(), &session) {
-        (Some("1"), Some(s)) => Some(s.user_id),
-        (Some("1"), None) => return Err(WebError::LoginRequired { return_to: "/".into() }),
-        _ => None,
-    };
     let hint = query.login_hint.as_deref().filter(|h| h.len() <= 256 && !h.chars().any(char::is_control));
+    begin_flow(&state, &connector, hint, safe_return_to(query.return_to.as_deref()), None).await
+}
+
+/// `POST /login/{id}/link`: link this connector's account to the signed-in user. A POST with
+/// the session's form token, so another site cannot start a link in the user's name.
+pub async fn link(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    SignedIn(session): SignedIn,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form)?;
+    let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
+    begin_flow(&state, &connector, None, Some("/".into()), Some(session.user_id)).await
+}
+
+async fn begin_flow(
+    state: &web::Data<AppState>,
+    connector: &crate::upstream::Connector,
+    hint: Option<&str>,
+    return_to: Option<String>,
+    link_user: Option<crate::domain::UserId>,
+) -> Result<HttpResponse, WebError> {
     let authorization =
-        connector.authorize(&redirect_uri(&state, connector.id()), hint).await.map_err(upstream_error)?;
+        connector.authorize(&redirect_uri(state, connector.id()), hint).await.map_err(upstream_error)?;
     let binding = random_token(32);
-    let return_to = safe_return_to(query.return_to.as_deref());
     let s = state.clone();
     let connector_id = connector.id().to_owned();
     let (auth_state, secrets) = (authorization.state.clone(), authorization.secrets);
@@ -69,7 +84,7 @@ pub async fn start(
     })
     .await?
     .map_err(login_error)?;
-    let mut flow = cookie(&state, flow_cookie_name(state.config.is_https()), binding);
+    let mut flow = cookie(state, flow_cookie_name(state.config.is_https()), binding);
     flow.set_max_age(CookieDuration::seconds(login::FLOW_LIFETIME_SECS));
     Ok(HttpResponse::SeeOther().cookie(flow).insert_header((header::LOCATION, authorization.url.to_string())).finish())
 }
@@ -135,7 +150,7 @@ pub async fn callback(
             .await;
     }
     if let Err(e) = connector.check_response_issuer(query.iss.as_deref()).await {
-        tracing::warn!(error = %e, "authorization response issuer check failed");
+        tracing::warn!(error = ?e, "authorization response issuer check failed");
         return fail("issuer mismatch", upstream_error(e)).await;
     }
     let Some(code) = query.code.as_deref() else {
@@ -144,7 +159,7 @@ pub async fn callback(
     let identity = match connector.finish(&redirect_uri(&state, connector.id()), code, flow.secrets).await {
         Ok(i) => i,
         Err(e) => {
-            tracing::warn!(error = %e, connector = %connector.id(), "upstream login failed");
+            tracing::warn!(error = ?e, connector = %connector.id(), "upstream login failed");
             let reason = match e {
                 UpstreamError::Unavailable(_) => "upstream unavailable",
                 UpstreamError::Denied(_) => "upstream refused",
@@ -220,6 +235,9 @@ fn login_error(e: LoginError) -> WebError {
         }
         LoginError::Disabled => WebError::Forbidden("This account is disabled."),
         LoginError::LinkedElsewhere => WebError::Forbidden("That account is already linked to another user."),
+        LoginError::Concurrent => {
+            WebError::BadRequest("Another sign-in for this account finished at the same time. Please sign in again.")
+        }
         LoginError::Storage(e) => e.into(),
     }
 }

@@ -36,7 +36,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("", web::get().to(routes::login_page))
                 .route("/discover", web::get().to(login::discover))
                 .route("/password", web::post().to(password::login))
-                .route("/{connector}", web::get().to(login::start)),
+                .route("/{connector}", web::get().to(login::start))
+                .route("/{connector}/link", web::post().to(login::link)),
         )
         .service(
             web::scope("/signup")

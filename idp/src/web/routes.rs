@@ -142,7 +142,8 @@ pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
     let ok = r.starts_with('/')
         && !r.starts_with("//")
         && !r.starts_with("/\\")
-        && !r.contains(['\\', '\r', '\n', '\t'])
+        && !r.contains('\\')
+        && !r.chars().any(char::is_control)
         && r.len() <= 2048;
     ok.then(|| r.to_owned())
 }
@@ -200,7 +201,7 @@ pub struct CsrfForm {
     csrf_token: String,
 }
 
-fn check_csrf(state: &AppState, session: &Session, form: &CsrfForm) -> Result<(), WebError> {
+pub(super) fn check_csrf(state: &AppState, session: &Session, form: &CsrfForm) -> Result<(), WebError> {
     if csrf::verify(&state.csrf_key, &session.id.to_string(), &form.csrf_token) {
         Ok(())
     } else {
@@ -339,9 +340,17 @@ mod tests {
     #[test]
     fn return_to_accepts_only_local_paths() {
         assert_eq!(safe_return_to(Some("/sessions?x=1")), Some("/sessions?x=1".into()));
-        for bad in
-            ["https://evil.example/", "//evil.example", "/\\evil.example", "evil", "/a\\b", "/a\r\nSet-Cookie: x", ""]
-        {
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "evil",
+            "/a\\b",
+            "/a\r\nSet-Cookie: x",
+            "",
+            "/\u{1}",
+            "/\u{7f}",
+        ] {
             assert_eq!(safe_return_to(Some(bad)), None, "{bad:?}");
         }
         assert_eq!(safe_return_to(None), None);
