@@ -36,6 +36,7 @@ struct Options<'a> {
     second_connector: bool,
     github: bool,
     up_issuer_override: Option<String>,
+    password_login: bool,
 }
 
 impl Default for Options<'_> {
@@ -48,6 +49,7 @@ impl Default for Options<'_> {
             second_connector: false,
             github: false,
             up_issuer_override: None,
+            password_login: false,
         }
     }
 }
@@ -70,8 +72,8 @@ fn world(o: Options<'_>) -> World {
     ]);
     let issuer = o.up_issuer_override.clone().unwrap_or_else(|| upstream.base.clone());
     let mut toml = format!(
-        "signup = \"{}\"\n\n[[connectors]]\nid = \"up\"\ntype = \"{}\"\nname = \"Upstream\"\nissuer = \"{issuer}\"\nclient_id = \"idp-broker\"\nclient_secret_env = \"UP_SECRET\"\n{}\n",
-        o.signup, o.up_type, o.up_extra
+        "password_login = {}\nsignup = \"{}\"\n\n[[connectors]]\nid = \"up\"\ntype = \"{}\"\nname = \"Upstream\"\nissuer = \"{issuer}\"\nclient_id = \"idp-broker\"\nclient_secret_env = \"UP_SECRET\"\n{}\n",
+        o.password_login, o.signup, o.up_type, o.up_extra
     );
     if o.second_connector {
         toml.push_str(&format!(
@@ -554,4 +556,57 @@ fn a_link_request_from_another_site_only_signs_in() {
     let mut c = Browser::new();
     let page = w.login(&mut c, "up");
     assert!(page.body.contains("GitHub: <form") || !page.body.contains("GitHub: linked"), "{}", page.body);
+}
+
+/// Drives tests/peers/browser/login.mjs (headless Chromium); screenshots go to tests/artifacts/.
+fn browser_run(args: &[&str], name: &str) -> serde_json::Value {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let driver = root.join("tests/peers/browser");
+    assert!(
+        driver.join("node_modules/playwright-core").exists() && std::path::Path::new("/usr/bin/chromium").exists(),
+        "headless Chromium is not installed: run ./scripts/test (it installs chromium and tests/peers/browser)"
+    );
+    let out_dir = root.join("tests/artifacts").join(name);
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = std::process::Command::new("node")
+        .arg(driver.join("login.mjs"))
+        .args(args)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON from the driver: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(out.status.success() && v["ok"] == true, "{v:#}");
+    v
+}
+
+#[test]
+fn a_person_logs_in_and_signs_up_in_a_real_browser() {
+    let w = world(Options { password_login: true, ..Default::default() });
+    let v = browser_run(
+        &["--base", &w.server.base, "--connector", "up", "--name", "Upstream", "--expect", "alice@example.test"],
+        "federated-login",
+    );
+    assert!(std::path::Path::new(v["login"].as_str().unwrap()).exists(), "the login page screenshot is kept");
+    assert_eq!(v["console_errors"].as_array().map(Vec::len), Some(0), "{v:#}");
+    let v = browser_run(
+        &[
+            "--base",
+            &w.server.base,
+            "--signup",
+            "--email",
+            "frank@example.test",
+            "--password",
+            "granite lantern orbit pickle",
+        ],
+        "password-signup",
+    );
+    assert_eq!(v["strength_acceptable"], true, "{v:#}");
+    assert!(w.users().contains("frank@example.test"));
 }
