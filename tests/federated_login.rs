@@ -84,7 +84,7 @@ fn world(o: Options<'_>) -> World {
     let github = o.github.then(|| github_fake("gh-client", "gh-secret"));
     if let Some(gh) = &github {
         toml.push_str(&format!(
-            "\n[[connectors]]\nid = \"gh\"\ntype = \"github\"\nname = \"GitHub\"\nbase_url = \"{}\"\nclient_id = \"gh-client\"\nclient_secret = \"gh-secret\"\norgs = [\"acme\"]\n",
+            "\n[[connectors]]\nid = \"gh\"\ntype = \"github\"\nname = \"GitHub\"\nbase_url = \"{}\"\nclient_id = \"gh-client\"\nclient_secret = \"gh-secret\"\norgs = [\"acme\"]\nrole_mappings = [{{ group = \"acme/admins\", organisation = \"acme-corp\", role = \"admin\" }}]\n",
             gh.base
         ));
     }
@@ -609,4 +609,25 @@ fn a_person_logs_in_and_signs_up_in_a_real_browser() {
     );
     assert_eq!(v["strength_acceptable"], true, "{v:#}");
     assert!(w.users().contains("frank@example.test"));
+}
+
+#[test]
+fn github_teams_map_to_organisation_roles() {
+    use idp::storage::organisations::OrganisationRepository;
+    let w = world(Options { github: true, ..Default::default() });
+    let mut cmd = idp(w.dir.path());
+    cmd.args(["org", "create", "--name", "Acme Corp"]);
+    for (k, v) in &w.env {
+        cmd.env(k, v);
+    }
+    assert!(run(&mut cmd).status.success());
+    let mut b = Browser::new();
+    assert_eq!(w.login(&mut b, "gh").status, 200);
+    let db = idp::storage::Db::open(&idp::storage::DatabaseUrl::Sqlite(w.dir.path().join("idp-data/idp.sqlite")), 1)
+        .unwrap();
+    let org = db.read(|c| c.find_organisation_by_slug("acme-corp")).unwrap().unwrap();
+    let members = db.read(|c| c.organisation_members(org.id)).unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].role, idp::domain::role::RoleRef::Builtin(idp::domain::role::BuiltinRole::Admin));
+    assert_eq!(members[0].source.as_deref(), Some("connector:gh"));
 }

@@ -404,6 +404,69 @@ fn settings_keep_the_first_value(t: &TestDb) {
     assert!(db.read(|c| c.setting("absent")).unwrap().is_none());
 }
 
+fn group_mappings_sync_roles_and_leave_admin_decisions_alone(t: &TestDb) {
+    use idp::auth::mapping::{Change, sync};
+    use idp::connector_config::RoleMapping;
+    use idp::domain::organisation::Slug;
+    let db = t.open();
+    let a = auditor();
+    let alice = user(&db, "alice@example.com");
+    let bob = user(&db, "bob@example.com");
+    let org = db.write(|c| organisations::create_organisation(c, &a, at(T0), Actor::Cli, "Acme", None, &[])).unwrap();
+    let other =
+        db.write(|c| organisations::create_organisation(c, &a, at(T0), Actor::Cli, "Other", None, &[])).unwrap();
+    let project =
+        db.write(|c| organisations::create_project(c, &a, at(T0), Actor::Cli, "acme", "Billing", None)).unwrap();
+    let rule = |group: &str, org: &str, project: Option<&str>, role| RoleMapping {
+        group: group.into(),
+        organisation: Slug::parse(org).unwrap(),
+        project: project.map(|p| Slug::parse(p).unwrap()),
+        role,
+    };
+    let rules = vec![
+        rule("eng", "acme", None, BuiltinRole::Member),
+        rule("admins", "acme", None, BuiltinRole::Admin),
+        rule("billing", "acme", Some("billing"), BuiltinRole::Admin),
+        rule("eng", "no-such-org", None, BuiltinRole::Member),
+    ];
+    let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    // The strongest matching rule wins; projects get their own role.
+    let ch = db.write(|c| sync(c, &a, at(T0), alice, "gh", &groups(&["eng", "admins", "billing"]), &rules)).unwrap();
+    assert_eq!(ch.len(), 2, "{ch:?}");
+    let m = db.read(|c| c.organisation_membership(org.id, alice)).unwrap().unwrap();
+    assert_eq!((m.role, m.source.as_deref()), (RoleRef::Builtin(BuiltinRole::Admin), Some("connector:gh")));
+    assert_eq!(
+        db.read(|c| c.project_membership(project.id, alice)).unwrap().unwrap().role,
+        RoleRef::Builtin(BuiltinRole::Admin)
+    );
+    // Nothing changes when nothing changed.
+    assert!(
+        db.write(|c| sync(c, &a, at(T0), alice, "gh", &groups(&["eng", "admins", "billing"]), &rules))
+            .unwrap()
+            .is_empty()
+    );
+    // Losing a group lowers the role; losing all removes the mapped memberships.
+    db.write(|c| sync(c, &a, at(T0), alice, "gh", &groups(&["eng"]), &rules)).unwrap();
+    assert_eq!(
+        db.read(|c| c.organisation_membership(org.id, alice)).unwrap().unwrap().role,
+        RoleRef::Builtin(BuiltinRole::Member)
+    );
+    assert!(db.read(|c| c.project_membership(project.id, alice)).unwrap().is_none());
+    let ch = db.write(|c| sync(c, &a, at(T0), alice, "gh", &[], &rules)).unwrap();
+    assert_eq!(ch, vec![Change::Removed { organisation: "acme".into(), project: None }]);
+    assert!(db.read(|c| c.organisation_membership(org.id, alice)).unwrap().is_none());
+    // An administrator's membership is never changed by a connector, nor another connector's.
+    db.write(|c| c.set_organisation_member(org.id, bob, RoleRef::Builtin(BuiltinRole::Viewer), at(T0))).unwrap();
+    assert!(db.write(|c| sync(c, &a, at(T0), bob, "gh", &groups(&["admins"]), &rules)).unwrap().is_empty());
+    assert!(db.write(|c| sync(c, &a, at(T0), bob, "gh", &[], &rules)).unwrap().is_empty());
+    assert_eq!(
+        db.read(|c| c.organisation_membership(org.id, bob)).unwrap().unwrap().role,
+        RoleRef::Builtin(BuiltinRole::Viewer)
+    );
+    assert!(db.read(|c| c.organisation_membership(other.id, alice)).unwrap().is_none());
+    assert!(db.read(|c| c.audit_events(Some("member.removed"), 10)).unwrap().len() >= 2, "changes are audited");
+}
+
 fn flip(v: &[u8], i: usize) -> Vec<u8> {
     let mut v = v.to_vec();
     v[i] ^= 1;
@@ -429,4 +492,5 @@ on_both_backends!(
     secrets_are_sealed_at_rest_and_rotate,
     a_corrupted_ciphertext_is_an_error_not_a_panic,
     settings_keep_the_first_value,
+    group_mappings_sync_roles_and_leave_admin_decisions_alone,
 );

@@ -59,6 +59,31 @@ pub struct ConnectorConfig {
     /// E-mail domains whose users the login page sends straight to this connector.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<String>,
+    /// Upstream groups (OIDC groups claim, GitHub `org` or `org/team`) mapped to roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub role_mappings: Vec<RoleMappingConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMappingConfig {
+    pub group: String,
+    /// The organisation's slug.
+    pub organisation: String,
+    /// A project's slug in that organisation; the role is then the project role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// owner, admin, member or viewer.
+    pub role: String,
+}
+
+/// A validated group-to-role rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleMapping {
+    pub group: String,
+    pub organisation: Slug,
+    pub project: Option<Slug>,
+    pub role: crate::domain::role::BuiltinRole,
 }
 
 /// A client secret: never printed.
@@ -109,6 +134,7 @@ pub struct ConnectorSpec {
     pub trust_upstream_mfa: bool,
     /// Home-realm discovery: e-mail domains routed to this connector.
     pub domains: Vec<String>,
+    pub role_mappings: Vec<RoleMapping>,
 }
 
 fn problem(key: String, what: impl Into<String>, expected: impl Into<String>) -> Problem {
@@ -187,6 +213,25 @@ pub fn validate_connectors(
                     format!("{d:?} {why}"),
                     "e-mail domains such as example.com, each routed once",
                 ));
+            }
+        }
+        let mut role_mappings = Vec::new();
+        for (j, m) in c.role_mappings.iter().enumerate() {
+            let mk = format!("{key}.role_mappings[{j}]");
+            let org = Slug::parse(&m.organisation);
+            let project = m.project.as_deref().map(Slug::parse).transpose();
+            let role = m.role.parse::<crate::domain::role::BuiltinRole>();
+            match (org, project, role) {
+                (Ok(organisation), Ok(project), Ok(role)) if !m.group.trim().is_empty() => {
+                    role_mappings.push(RoleMapping { group: m.group.trim().to_owned(), organisation, project, role });
+                }
+                (_, _, Err(e)) => problems.push(problem(format!("{mk}.role"), e.to_string(), "")),
+                (Err(_), _, _) | (_, Err(_), _) => problems.push(problem(
+                    format!("{mk}.organisation"),
+                    "is not a slug",
+                    "the organisation's (and project's) slug",
+                )),
+                _ => problems.push(problem(format!("{mk}.group"), "is empty", "the upstream group's name")),
             }
         }
         if c.name.trim().is_empty() {
@@ -283,6 +328,7 @@ pub fn validate_connectors(
                     settings,
                     trust_upstream_mfa: c.trust_upstream_mfa,
                     domains: c.domains.iter().map(|d| d.trim().to_lowercase()).collect(),
+                    role_mappings,
                 });
             }
         }

@@ -18,6 +18,7 @@ use crate::domain::session::Session;
 use crate::domain::user::{NewUser, User};
 use crate::storage::audit::AuditRepository;
 use crate::storage::login_flows::{LoginFlowRepository, LoginFlowRow};
+use crate::storage::organisations::OrganisationRepository;
 use crate::storage::sessions::SessionRepository;
 use crate::storage::users::UserRepository;
 use crate::storage::{StorageError, parse_id};
@@ -132,6 +133,8 @@ pub struct LoginPolicy<'a> {
     pub session: &'a SessionConfig,
     /// Whether the connector's own `amr` (e.g. `mfa`) is recorded in the session.
     pub trust_upstream_mfa: bool,
+    /// The connector's group-to-role rules, synced at every login.
+    pub role_mappings: &'a [crate::connector_config::RoleMapping],
 }
 
 fn may_sign_up(signup: &Signup, email: &str) -> bool {
@@ -146,7 +149,7 @@ fn may_sign_up(signup: &Signup, email: &str) -> bool {
 
 /// Finds or creates the account for a verified upstream identity and starts a session.
 pub fn complete(
-    conn: &mut (impl UserRepository + SessionRepository + AuditRepository),
+    conn: &mut (impl UserRepository + SessionRepository + AuditRepository + OrganisationRepository),
     auditor: &Auditor,
     policy: LoginPolicy<'_>,
     now: NaiveDateTime,
@@ -218,6 +221,7 @@ pub fn complete(
     if user.disabled {
         return Err(LoginError::Disabled);
     }
+    super::mapping::sync(conn, auditor, now, user.id, &identity.connector_id, &identity.groups, policy.role_mappings)?;
     let mut amr = vec!["fed".to_owned()];
     if policy.trust_upstream_mfa {
         amr.extend(identity.amr.iter().filter(|a| *a != "fed").cloned());

@@ -74,6 +74,9 @@ pub struct OrganisationMemberRow {
     pub builtin_role: Option<String>,
     pub custom_role_id: Option<String>,
     pub created_at: NaiveDateTime,
+    /// NULL: set by an administrator; `connector:<id>`: by that connector's group mapping.
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]
@@ -85,6 +88,8 @@ pub struct ProjectMemberRow {
     pub builtin_role: Option<String>,
     pub custom_role_id: Option<String>,
     pub created_at: NaiveDateTime,
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]

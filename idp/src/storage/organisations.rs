@@ -16,6 +16,8 @@ pub struct Membership {
     pub user_id: UserId,
     pub role: RoleRef,
     pub created_at: NaiveDateTime,
+    /// `None` when an administrator set it; `Some("connector:<id>")` when a group mapping did.
+    pub source: Option<String>,
 }
 
 pub trait OrganisationRepository {
@@ -45,14 +47,26 @@ pub trait OrganisationRepository {
     ) -> StorageResult<CustomRole>;
     fn list_custom_roles(&mut self, org: OrganisationId) -> StorageResult<Vec<CustomRole>>;
 
-    /// Adds the user to the organisation or changes their role.
+    /// Adds the user to the organisation or changes their role (an administrator's doing).
     fn set_organisation_member(
         &mut self,
         org: OrganisationId,
         user: UserId,
         role: RoleRef,
         now: NaiveDateTime,
+    ) -> StorageResult<()> {
+        self.set_organisation_member_from(org, user, role, None, now)
+    }
+    /// As `set_organisation_member`, recording where the membership came from.
+    fn set_organisation_member_from(
+        &mut self,
+        org: OrganisationId,
+        user: UserId,
+        role: RoleRef,
+        source: Option<&str>,
+        now: NaiveDateTime,
     ) -> StorageResult<()>;
+    fn organisation_membership(&mut self, org: OrganisationId, user: UserId) -> StorageResult<Option<Membership>>;
     fn remove_organisation_member(&mut self, org: OrganisationId, user: UserId) -> StorageResult<()>;
     fn organisation_members(&mut self, org: OrganisationId) -> StorageResult<Vec<Membership>>;
 
@@ -62,7 +76,19 @@ pub trait OrganisationRepository {
         user: UserId,
         role: RoleRef,
         now: NaiveDateTime,
+    ) -> StorageResult<()> {
+        self.set_project_member_from(project, user, role, None, now)
+    }
+    fn set_project_member_from(
+        &mut self,
+        project: ProjectId,
+        user: UserId,
+        role: RoleRef,
+        source: Option<&str>,
+        now: NaiveDateTime,
     ) -> StorageResult<()>;
+    fn project_membership(&mut self, project: ProjectId, user: UserId) -> StorageResult<Option<Membership>>;
+    fn find_project_by_slug(&mut self, org: OrganisationId, slug: &str) -> StorageResult<Option<Project>>;
     fn remove_project_member(&mut self, project: ProjectId, user: UserId) -> StorageResult<()>;
     fn project_members(&mut self, project: ProjectId) -> StorageResult<Vec<Membership>>;
 }
@@ -235,11 +261,12 @@ impl OrganisationRepository for DbConnection {
             .collect()
     }
 
-    fn set_organisation_member(
+    fn set_organisation_member_from(
         &mut self,
         org: OrganisationId,
         user: UserId,
         role: RoleRef,
+        source: Option<&str>,
         now: NaiveDateTime,
     ) -> StorageResult<()> {
         let (builtin_role, custom_role_id) = role_columns(role);
@@ -249,11 +276,13 @@ impl OrganisationRepository for DbConnection {
             builtin_role,
             custom_role_id,
             created_at: now,
+            source: source.map(str::to_owned),
         };
         let updated = diesel::update(organisation_members::table.find((org.to_string(), user.to_string())))
             .set((
                 organisation_members::builtin_role.eq(&row.builtin_role),
                 organisation_members::custom_role_id.eq(&row.custom_role_id),
+                organisation_members::source.eq(&row.source),
             ))
             .execute(self)?;
         if updated == 0 {
@@ -279,16 +308,18 @@ impl OrganisationRepository for DbConnection {
                     user_id: parse_id(&r.user_id)?,
                     role: role_from_columns(r.builtin_role, r.custom_role_id)?,
                     created_at: r.created_at,
+                    source: r.source,
                 })
             })
             .collect()
     }
 
-    fn set_project_member(
+    fn set_project_member_from(
         &mut self,
         project: ProjectId,
         user: UserId,
         role: RoleRef,
+        source: Option<&str>,
         now: NaiveDateTime,
     ) -> StorageResult<()> {
         let (builtin_role, custom_role_id) = role_columns(role);
@@ -298,11 +329,13 @@ impl OrganisationRepository for DbConnection {
             builtin_role,
             custom_role_id,
             created_at: now,
+            source: source.map(str::to_owned),
         };
         let updated = diesel::update(project_members::table.find((project.to_string(), user.to_string())))
             .set((
                 project_members::builtin_role.eq(&row.builtin_role),
                 project_members::custom_role_id.eq(&row.custom_role_id),
+                project_members::source.eq(&row.source),
             ))
             .execute(self)?;
         if updated == 0 {
@@ -328,8 +361,54 @@ impl OrganisationRepository for DbConnection {
                     user_id: parse_id(&r.user_id)?,
                     role: role_from_columns(r.builtin_role, r.custom_role_id)?,
                     created_at: r.created_at,
+                    source: r.source,
                 })
             })
             .collect()
+    }
+
+    fn organisation_membership(&mut self, org: OrganisationId, user: UserId) -> StorageResult<Option<Membership>> {
+        organisation_members::table
+            .find((org.to_string(), user.to_string()))
+            .select(OrganisationMemberRow::as_select())
+            .first(self)
+            .optional()?
+            .map(|r| {
+                Ok(Membership {
+                    user_id: parse_id(&r.user_id)?,
+                    role: role_from_columns(r.builtin_role, r.custom_role_id)?,
+                    created_at: r.created_at,
+                    source: r.source,
+                })
+            })
+            .transpose()
+    }
+
+    fn project_membership(&mut self, project: ProjectId, user: UserId) -> StorageResult<Option<Membership>> {
+        project_members::table
+            .find((project.to_string(), user.to_string()))
+            .select(ProjectMemberRow::as_select())
+            .first(self)
+            .optional()?
+            .map(|r| {
+                Ok(Membership {
+                    user_id: parse_id(&r.user_id)?,
+                    role: role_from_columns(r.builtin_role, r.custom_role_id)?,
+                    created_at: r.created_at,
+                    source: r.source,
+                })
+            })
+            .transpose()
+    }
+
+    fn find_project_by_slug(&mut self, org: OrganisationId, slug: &str) -> StorageResult<Option<Project>> {
+        projects::table
+            .filter(projects::organisation_id.eq(org.to_string()))
+            .filter(projects::slug.eq(slug))
+            .select(ProjectRow::as_select())
+            .first(self)
+            .optional()?
+            .map(project)
+            .transpose()
     }
 }

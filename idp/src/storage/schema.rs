@@ -78,6 +78,7 @@ diesel::table! {
         builtin_role -> Nullable<Text>,
         custom_role_id -> Nullable<Text>,
         created_at -> Timestamp,
+        source -> Nullable<Text>,
     }
 }
 
@@ -88,6 +89,7 @@ diesel::table! {
         builtin_role -> Nullable<Text>,
         custom_role_id -> Nullable<Text>,
         created_at -> Timestamp,
+        source -> Nullable<Text>,
     }
 }
 

@@ -179,7 +179,14 @@ pub async fn callback(
     let link_user = flow.link_user;
     let done = web::block(move || {
         let now = s.clock.now_naive();
-        let policy = LoginPolicy { signup: &s.config.signup, session: &s.config.session, trust_upstream_mfa: trust };
+        let mappings =
+            s.connectors.get(&identity.connector_id).map(|c| c.spec().role_mappings.clone()).unwrap_or_default();
+        let policy = LoginPolicy {
+            signup: &s.config.signup,
+            session: &s.config.session,
+            trust_upstream_mfa: trust,
+            role_mappings: &mappings,
+        };
         // One transaction: a refusal leaves nothing behind (no half-linked identity).
         s.db.write(|conn| {
             let done = login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin)?;
