@@ -77,6 +77,15 @@ fn populate(s: &AppState) -> String {
     let origin = Origin { ip: Some("192.0.2.7".parse().unwrap()), user_agent: Some("test agent".into()) };
     s.db.write(|c| session::start(c, &s.auditor, &cfg, now, users[0], &["pwd".into()], Some("aal1"), &origin)).unwrap();
     s.db.write(|c| {
+        let cfg: idp::config::ConnectorConfig = toml::from_str(
+            "id = \"acme-sso\"\ntype = \"oidc\"\nname = \"Acme SSO\"\nissuer = \"https://sso.acme.example\"\nclient_id = \"c\"\nclient_secret = \"acme-client-secret\"\n",
+        )
+        .unwrap();
+        idp::admin::connectors::create(c, &s.keys, &s.auditor, now, Actor::Cli, org.slug.as_str(), &cfg, &|_| false)
+            .map_err(|e| idp::storage::StorageError::Corrupt(e.to_string()))
+    })
+    .unwrap();
+    s.db.write(|c| {
         idp::storage::passwords::PasswordRepository::set_password(
             c,
             users[0],

@@ -631,3 +631,63 @@ fn github_teams_map_to_organisation_roles() {
     assert_eq!(members[0].role, idp::domain::role::RoleRef::Builtin(idp::domain::role::BuiltinRole::Admin));
     assert_eq!(members[0].source.as_deref(), Some("connector:gh"));
 }
+
+#[test]
+fn an_organisation_adds_its_own_connector_with_its_secret_sealed() {
+    let w = world(Options::default());
+    let cli = |args: &[&str]| {
+        let mut cmd = idp(w.dir.path());
+        cmd.args(args);
+        for (k, v) in &w.env {
+            cmd.env(k, v);
+        }
+        run(&mut cmd)
+    };
+    assert!(cli(&["org", "create", "--name", "Acme Corp"]).status.success());
+    let file = w.dir.path().join("b.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "id = \"b\"\ntype = \"oidc\"\nname = \"Acme SSO\"\nissuer = \"{}\"\nclient_id = \"idp-broker-b\"\nclient_secret_env = \"ACME_SECRET\"\ndomains = [\"acme.test\"]\n",
+            w.upstream.base
+        ),
+    )
+    .unwrap();
+    let mut cmd = idp(w.dir.path());
+    cmd.args(["connector", "create", "--org", "acme-corp", "--file"]).arg(&file);
+    for (k, v) in &w.env {
+        cmd.env(k, v);
+    }
+    // The upstream knows idp-broker-b with the shared test secret.
+    cmd.env("ACME_SECRET", SECRET);
+    let out = run(&mut cmd);
+    assert!(out.status.success() && text(&out).contains("/callback/b"), "{}", text(&out));
+    // An id the configuration file uses is refused.
+    std::fs::write(
+        &file,
+        format!(
+            "id = \"up\"\ntype = \"oidc\"\nname = \"X\"\nissuer = \"{}\"\nclient_id = \"x\"\nclient_secret = \"s\"\n",
+            w.upstream.base
+        ),
+    )
+    .unwrap();
+    let out = cli(&["connector", "create", "--org", "acme-corp", "--file", &file.display().to_string()]);
+    assert!(!out.status.success() && text(&out).contains("configuration file"), "{}", text(&out));
+    // The running server picks the new connector up without a restart.
+    let mut b = Browser::new();
+    assert!(b.open(&w.server.url("/login")).body.contains("Continue with Acme SSO"));
+    let page = w.login(&mut b, "b");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("alice@example.test"));
+    let raw = std::fs::read(w.dir.path().join("idp-data/idp.sqlite")).unwrap();
+    let wal = std::fs::read(w.dir.path().join("idp-data/idp.sqlite-wal")).unwrap_or_default();
+    for bytes in [&raw, &wal] {
+        assert!(
+            !bytes.windows(SECRET.len()).any(|x| x == SECRET.as_bytes()),
+            "the client secret is in the database in plaintext"
+        );
+    }
+    assert!(text(&cli(&["connector", "list"])).contains("b\toidc\tAcme SSO"));
+    assert!(cli(&["connector", "delete", "b"]).status.success());
+    assert!(!text(&cli(&["connector", "list"])).contains("Acme SSO"));
+}

@@ -43,6 +43,9 @@ pub enum Command {
     /// Inspect users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage connectors that belong to an organisation (beside those in the configuration file).
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
     /// Manage the keys idp holds.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -129,6 +132,25 @@ pub enum UserCommand {
         /// The user's id, as `idp user list` shows it.
         user: UserId,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorCommand {
+    /// Create a connector for an organisation from a TOML file with the keys of one
+    /// `[[connectors]]` table (docs/configuration.md), e.g.
+    /// `idp connector create --org acme --file okta.toml`. The client secret is sealed at rest.
+    Create {
+        /// The organisation's id or slug.
+        #[arg(long = "org")]
+        organisation: String,
+        /// The connector's settings.
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// List the organisations' connectors: id, type, name, organisation.
+    List,
+    /// Delete an organisation's connector (its users keep their accounts).
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -275,6 +297,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             println!("ended {ended} sessions of user {user}");
             Ok(())
         }
+        Command::Connector(cmd) => connector_command(config, cmd),
         Command::Keys(KeysCommand::RotateMaster) => {
             let s = state(config)?;
             let report = rotate_master(&s.db, &s.keys, &s.auditor, s.clock.as_ref(), None).map_err(failed)?;
@@ -288,6 +311,73 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     println!("remove them from IDP_MASTER_KEY on every instance");
                 }
             }
+            Ok(())
+        }
+    }
+}
+
+fn connector_command(config: Config, cmd: ConnectorCommand) -> Result<(), CliError> {
+    use crate::config::ConnectorConfig;
+    let s = state(config)?;
+    let now = s.clock.now_naive();
+    match cmd {
+        ConnectorCommand::Create { organisation, file } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| CliError::Failed(format!("{}: {e}", file.display())))?;
+            let mut c: ConnectorConfig =
+                toml::from_str(&text).map_err(|e| CliError::Failed(format!("{}: {}", file.display(), e.message())))?;
+            // A secret named by variable or file is read here and stored sealed.
+            if let Some(var) = c.client_secret_env.take() {
+                c.client_secret = Some(
+                    std::env::var(&var)
+                        .map_err(|_| CliError::Failed(format!("environment variable {var} is not set")))?,
+                );
+            }
+            if let Some(path) = c.client_secret_file.take() {
+                let secret =
+                    std::fs::read_to_string(&path).map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?;
+                c.client_secret = Some(secret.trim_end_matches(['\n', '\r']).to_owned());
+            }
+            let taken = |id: &str| s.connectors.is_fixed(id);
+            let spec =
+                s.db.write(|conn| {
+                    crate::admin::connectors::create(
+                        conn,
+                        &s.keys,
+                        &s.auditor,
+                        now,
+                        Actor::Cli,
+                        &organisation,
+                        &c,
+                        &taken,
+                    )
+                })
+                .map_err(failed)?;
+            println!(
+                "created connector {} ({}); redirect URI to register upstream: {}/callback/{}",
+                spec.id,
+                spec.kind.as_str(),
+                s.config.base_url(),
+                spec.id
+            );
+            Ok(())
+        }
+        ConnectorCommand::List => {
+            let rows =
+                s.db.read(crate::storage::connectors::ConnectorRepository::organisation_connectors).map_err(failed)?;
+            let specs = s.db.read(|conn| crate::admin::connectors::load(conn, &s.keys)).map_err(failed)?;
+            for row in rows {
+                let spec = specs.iter().find(|sp| sp.id.as_str() == row.id);
+                let (kind, name) =
+                    spec.map(|sp| (sp.kind.as_str(), sp.name.as_str())).unwrap_or(("?", "(does not load)"));
+                println!("{}\t{kind}\t{name}\t{}", row.id, row.organisation_id);
+            }
+            Ok(())
+        }
+        ConnectorCommand::Delete { id } => {
+            s.db.write(|conn| crate::admin::connectors::delete(conn, &s.auditor, now, Actor::Cli, &id))
+                .map_err(failed)?;
+            println!("deleted connector {id}");
             Ok(())
         }
     }

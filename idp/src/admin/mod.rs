@@ -1,5 +1,6 @@
 //! Administrative use cases. Callers prove their rights by the `Actor` they pass; the CLI is
 //! the operator and may do everything. Authorisation for organisation admins lands here too.
 
+pub mod connectors;
 pub mod keys;
 pub mod organisations;

@@ -11,6 +11,7 @@ use std::io::{BufRead, Write};
 
 use diesel::prelude::*;
 
+use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
 use super::models::*;
 use super::passwords::PasswordCredentialRow;
@@ -148,6 +149,7 @@ backed_up_tables! {
     project_members: ProjectMemberRow,
     sessions: SessionRow,
     signing_keys: SigningKeyRow,
+    organisation_connectors: OrganisationConnectorRow,
     audit_events: AuditEventRow,
     rate_limits: RateLimitRow,
 }

@@ -6,6 +6,7 @@
 //! same transaction as the change it records.
 
 pub mod audit;
+pub mod connectors;
 mod db;
 pub mod dump;
 pub mod login_flows;

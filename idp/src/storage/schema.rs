@@ -194,3 +194,15 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(password_credentials, users);
+
+diesel::table! {
+    organisation_connectors (id) {
+        id -> Text,
+        organisation_id -> Text,
+        settings -> Text,
+        secret_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(organisation_connectors, organisations);

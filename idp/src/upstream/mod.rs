@@ -139,28 +139,71 @@ impl Connector {
     }
 }
 
-/// The connectors idp knows, by id.
+/// The connectors idp knows: those of the configuration file, and those organisations'
+/// administrators created, re-read from the database at most every [`STORED_TTL`] (and at once
+/// for an id not seen yet), so every instance sees a new connector within seconds.
 #[derive(Debug, Clone, Default)]
 pub struct Connectors {
-    list: Vec<Arc<Connector>>,
+    fixed: Vec<Arc<Connector>>,
+    stored: Arc<std::sync::RwLock<Stored>>,
 }
+
+#[derive(Debug, Default)]
+struct Stored {
+    list: Vec<Arc<Connector>>,
+    loaded_at: Option<std::time::Instant>,
+}
+
+pub const STORED_TTL: Duration = Duration::from_secs(30);
 
 impl Connectors {
     pub fn from_specs(specs: &[ConnectorSpec]) -> Self {
-        Self { list: specs.iter().cloned().map(|s| Arc::new(Connector::new(s))).collect() }
+        Self { fixed: specs.iter().cloned().map(|s| Arc::new(Connector::new(s))).collect(), stored: Arc::default() }
+    }
+
+    /// Whether the stored connectors should be re-read (stale, or `id` is unknown).
+    pub fn needs_refresh(&self, id: Option<&str>) -> bool {
+        let stored = self.stored.read().unwrap_or_else(|p| p.into_inner());
+        let stale = stored.loaded_at.is_none_or(|t| t.elapsed() >= STORED_TTL);
+        let unknown = id.is_some_and(|id| self.get(id).is_none());
+        stale || unknown
+    }
+
+    /// Replaces the stored connectors, keeping the instances (and their discovery caches) of
+    /// those whose settings did not change.
+    pub fn replace_stored(&self, specs: Vec<ConnectorSpec>) {
+        let mut stored = self.stored.write().unwrap_or_else(|p| p.into_inner());
+        let list = specs
+            .into_iter()
+            .filter(|s| !self.fixed.iter().any(|f| f.spec().id == s.id))
+            .map(|s| match stored.list.iter().find(|c| c.spec() == &s) {
+                Some(same) => same.clone(),
+                None => Arc::new(Connector::new(s)),
+            })
+            .collect();
+        stored.list = list;
+        stored.loaded_at = Some(std::time::Instant::now());
+    }
+
+    pub fn is_fixed(&self, id: &str) -> bool {
+        self.fixed.iter().any(|c| c.id() == id)
     }
 
     pub fn get(&self, id: &str) -> Option<Arc<Connector>> {
-        self.list.iter().find(|c| c.id() == id).cloned()
+        self.fixed.iter().find(|c| c.id() == id).cloned().or_else(|| {
+            self.stored.read().unwrap_or_else(|p| p.into_inner()).list.iter().find(|c| c.id() == id).cloned()
+        })
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Connector>> {
-        self.list.iter()
+    /// Every connector, the file's first.
+    pub fn all(&self) -> Vec<Arc<Connector>> {
+        let stored = self.stored.read().unwrap_or_else(|p| p.into_inner());
+        self.fixed.iter().chain(stored.list.iter()).cloned().collect()
     }
 
     /// Home-realm discovery: the connector an e-mail address's domain is routed to.
     pub fn for_email(&self, email: &str) -> Option<Arc<Connector>> {
         let (_, domain) = email.trim().rsplit_once('@')?;
-        self.list.iter().find(|c| c.spec().domains.iter().any(|d| d.eq_ignore_ascii_case(domain))).cloned()
+        self.all().into_iter().find(|c| c.spec().domains.iter().any(|d| d.eq_ignore_ascii_case(domain)))
     }
 }

@@ -60,3 +60,14 @@ impl FromRequest for SignedIn {
         })
     }
 }
+
+/// Re-reads the organisations' connectors when they are stale or `id` is not known yet.
+pub async fn fresh_connectors(state: &web::Data<AppState>, id: Option<&str>) -> Result<(), WebError> {
+    if !state.connectors.needs_refresh(id) {
+        return Ok(());
+    }
+    let s = state.clone();
+    let specs = web::block(move || s.db.read(|conn| crate::admin::connectors::load(conn, &s.keys))).await??;
+    state.connectors.replace_stored(specs);
+    Ok(())
+}

@@ -44,6 +44,7 @@ pub async fn start(
     id: web::Path<String>,
     query: web::Query<StartQuery>,
 ) -> Result<HttpResponse, WebError> {
+    super::extract::fresh_connectors(&state, Some(&id)).await?;
     let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
     let hint = query.login_hint.as_deref().filter(|h| h.len() <= 256 && !h.chars().any(char::is_control));
     begin_flow(&state, &connector, hint, safe_return_to(query.return_to.as_deref()), None).await
@@ -58,6 +59,7 @@ pub async fn link(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     check_csrf(&state, &session, &form)?;
+    super::extract::fresh_connectors(&state, Some(&id)).await?;
     let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
     begin_flow(&state, &connector, None, Some("/".into()), Some(session.user_id)).await
 }
@@ -103,6 +105,7 @@ pub async fn callback(
     id: web::Path<String>,
     query: web::Query<CallbackQuery>,
 ) -> Result<HttpResponse, WebError> {
+    super::extract::fresh_connectors(&state, Some(&id)).await?;
     let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
     let ip = client_ip(&req, &state.config.trusted_proxies);
     let failing_connector = connector.id().to_owned();
@@ -257,6 +260,7 @@ pub struct DiscoverQuery {
 
 /// Home-realm discovery: an e-mail whose domain is routed to a connector goes straight there.
 pub async fn discover(state: web::Data<AppState>, query: web::Query<DiscoverQuery>) -> Result<HttpResponse, WebError> {
+    super::extract::fresh_connectors(&state, None).await?;
     let email = query.email.trim();
     let return_to = safe_return_to(query.return_to.as_deref());
     let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();

@@ -96,6 +96,7 @@ pub async fn home(
     let Some(session) = session else {
         return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, "/login")).finish());
     };
+    super::extract::fresh_connectors(&state, None).await?;
     let s = state.clone();
     let user_id = session.user_id;
     let (user, identities) = web::block(move || {
@@ -114,8 +115,12 @@ pub async fn home(
             serde_json::json!({"id": i.id.to_string(), "connector": name})
         })
         .collect();
-    let connectors: Vec<ConnectorLink> =
-        state.connectors.iter().map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() }).collect();
+    let connectors: Vec<ConnectorLink> = state
+        .connectors
+        .all()
+        .iter()
+        .map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() })
+        .collect();
     Ok(page(views.render(
         "home.html",
         context! {
@@ -160,9 +165,14 @@ pub async fn login_page(
     views: web::Data<Views>,
     query: web::Query<LoginQuery>,
 ) -> Result<HttpResponse, WebError> {
+    super::extract::fresh_connectors(&state, None).await?;
     let return_to = safe_return_to(query.return_to.as_deref());
-    let connectors: Vec<ConnectorLink> =
-        state.connectors.iter().map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() }).collect();
+    let connectors: Vec<ConnectorLink> = state
+        .connectors
+        .all()
+        .iter()
+        .map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() })
+        .collect();
     let (binding, pre_cookie) = if state.config.password_login {
         let (b, c) = super::password::pre_session(&req, &state);
         (Some(b), c)
@@ -175,7 +185,7 @@ pub async fn login_page(
             product_name => &state.config.product_name,
             connectors => connectors,
             return_to => return_to,
-            discovery => state.connectors.iter().any(|c| !c.spec().domains.is_empty()),
+            discovery => state.connectors.all().iter().any(|c| !c.spec().domains.is_empty()),
             unknown_domain => query.unknown_domain.is_some(),
             password_login => state.config.password_login,
             signup_open => state.config.password_login && state.config.signup != crate::config::Signup::Invite,
