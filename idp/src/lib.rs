@@ -22,6 +22,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 mod cli_backup;
+pub mod client_config;
 pub mod clock;
 pub mod config;
 pub mod connector_config;
