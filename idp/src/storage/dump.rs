@@ -13,6 +13,7 @@ use diesel::prelude::*;
 
 use super::login_flows::LoginFlowRow;
 use super::models::*;
+use super::oauth::{CodeRow, GrantRow, RefreshTokenRow};
 use super::passwords::PasswordCredentialRow;
 use super::schema;
 use super::{DbConnection, StorageError, database_columns, on_concrete};
@@ -147,6 +148,9 @@ backed_up_tables! {
     organisation_members: OrganisationMemberRow,
     project_members: ProjectMemberRow,
     sessions: SessionRow,
+    oauth_grants: GrantRow,
+    oauth_codes: CodeRow,
+    oauth_refresh_tokens: RefreshTokenRow,
     signing_keys: SigningKeyRow,
     audit_events: AuditEventRow,
     rate_limits: RateLimitRow,
