@@ -1,0 +1,223 @@
+//! idp as an OpenID Provider end to end: a scripted browser signs in through idp, which itself
+//! brokers to the oidc-provider upstream; openid-client (the certified RP) exchanges the code
+//! with PKCE, refreshes and builds the logout URL; jose verifies the tokens against idp's JWKS.
+//! The RFC 9700 negatives are each their own test (more in idp/src/oidc/tests.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+
+use harness::peers::{Browser, Peer, UpstreamClient, oidc_upstream};
+use harness::{Server, client, free_port};
+
+const UP_SECRET: &str = "broker-secret-0123456789abcdef";
+const RP_SECRET: &str = "relying-party-secret-0123456789abcdef";
+
+struct World {
+    _dir: tempfile::TempDir,
+    server: Server,
+    _upstream: Peer,
+    rp: String,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let upstream = oidc_upstream(&[UpstreamClient {
+        client_id: "idp-broker",
+        client_secret: UP_SECRET,
+        redirect_uris: vec![format!("{base}/callback/up")],
+    }]);
+    // Nothing listens there: the browser stops at the redirect, as an attacker holding it would.
+    let rp = format!("http://127.0.0.1:{}", free_port());
+    let toml = format!(
+        "signup = \"open\"\n\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\n\
+         client_id = \"idp-broker\"\nclient_secret = \"{UP_SECRET}\"\n\n[[clients]]\nclient_id = \"rp\"\n\
+         client_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\npost_logout_redirect_uris = [\"{rp}/bye\"]\n",
+        upstream.base
+    );
+    let config = dir.path().join("idp.toml");
+    std::fs::write(&config, toml).unwrap();
+    let server = Server::start_at(
+        dir.path(),
+        port,
+        &[("IDP_CONFIG", config.to_str().unwrap()), ("RP_SECRET", RP_SECRET), ("IDP_RATE_LIMIT_PER_IP", "10000")],
+    );
+    World { _dir: dir, server, _upstream: upstream, rp }
+}
+
+fn rp_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/rp")
+}
+
+impl World {
+    fn node(&self, mode: &str, env: &[(&str, &str)]) -> serde_json::Value {
+        assert!(
+            rp_dir().join("node_modules/openid-client").exists(),
+            "tests/peers/rp is not installed: run ./scripts/test (or npm ci --prefix tests/peers/rp)"
+        );
+        let out = Command::new("node")
+            .arg(rp_dir().join("rp.mjs"))
+            .arg(mode)
+            .env("ISSUER", &self.server.base)
+            .env("CLIENT_ID", "rp")
+            .env("CLIENT_SECRET", RP_SECRET)
+            .env("REDIRECT_URI", format!("{}/cb", self.rp))
+            .env("POST_LOGOUT_REDIRECT_URI", format!("{}/bye", self.rp))
+            .envs(env.iter().copied())
+            .output()
+            .expect("node must be installed");
+        assert!(out.status.success(), "rp.mjs {mode}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Signs the browser in at idp through the upstream and returns the authorize redirect to
+    /// the RP's callback, with what the RP must keep.
+    fn sign_in(&self, browser: &mut Browser) -> (String, serde_json::Value) {
+        let start = self.node("start", &[]);
+        let login = browser.open(start["url"].as_str().unwrap());
+        assert_eq!(login.status, 200);
+        let url = url::Url::parse(&login.url).unwrap();
+        assert_eq!(url.path(), "/login", "no session: idp asks to sign in first");
+        let return_to = url.query_pairs().find(|(k, _)| k == "return_to").unwrap().1.into_owned();
+        assert!(return_to.starts_with("/authorize?"), "{return_to}");
+        let enc: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        let callback = browser.open_until(&self.server.url(&format!("/login/up?return_to={enc}")), &self.rp);
+        (callback, start)
+    }
+
+    fn signed_in(&self, browser: &mut Browser) -> bool {
+        browser.open(&self.server.url("/sessions")).url.ends_with("/sessions")
+    }
+}
+
+#[test]
+fn openid_client_completes_code_pkce_refresh_and_logout_and_jose_verifies_tokens() {
+    let w = world();
+    let mut b = Browser::new();
+    let (callback, start) = w.sign_in(&mut b);
+    assert!(callback.contains("iss="), "RFC 9207 iss in the authorization response: {callback}");
+    let done = w.node(
+        "finish",
+        &[
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(done["email"], "alice@example.test", "{done}");
+    assert_eq!(done["id_verified"], true, "{done}");
+    assert_eq!(done["access_verified"], true, "{done}");
+    assert_eq!(done["userinfo"]["sub"], done["sub"]);
+    assert_eq!(done["userinfo"]["email"], "alice@example.test");
+    assert_eq!(done["tamper_refused"], true);
+    assert_eq!(done["refreshed"], true, "{done}");
+    assert_eq!(done["refresh_reuse_refused"], true, "{done}");
+    // The reuse revoked the whole family: the refreshed access token is dead too.
+    let r = client()
+        .get(w.server.url("/userinfo"))
+        .bearer_auth(done["refreshed_access_token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // RP-initiated logout back to the registered URI, with state; the session is gone.
+    assert!(w.signed_in(&mut b));
+    let bye = b.open_until(done["logout_url"].as_str().unwrap(), &format!("{}/bye", w.rp));
+    assert!(bye.contains("state=bye-state"), "{bye}");
+    assert!(!w.signed_in(&mut b), "the session survived the logout");
+}
+
+#[test]
+fn post_logout_redirect_uri_not_registered_is_refused_and_ends_nothing() {
+    let w = world();
+    let mut b = Browser::new();
+    let (callback, start) = w.sign_in(&mut b);
+    let done = w.node(
+        "finish",
+        &[
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    let mut url = url::Url::parse(done["logout_url"].as_str().unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "post_logout_redirect_uri" { "https://evil.example/bye".into() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let r = client().get(url.as_str()).header("cookie", "x=y").send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    let page = b.open(url.as_str());
+    assert_eq!(page.status, 400);
+    assert!(w.signed_in(&mut b), "a refused logout ended the session");
+}
+
+#[test]
+fn introspection_by_an_unauthenticated_caller_is_refused() {
+    let w = world();
+    for auth in [None, Some(("rp", "wrong-secret")), Some(("nobody", RP_SECRET))] {
+        let mut req = client().post(w.server.url("/introspect")).form(&[("token", "anything")]);
+        if let Some((id, secret)) = auth {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let r = req.send().unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+        let body: serde_json::Value = r.json().unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    let r = client()
+        .post(w.server.url("/introspect"))
+        .basic_auth("rp", Some(RP_SECRET))
+        .form(&[("token", "x")])
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["active"], false);
+}
+
+#[test]
+fn redirect_uri_variants_are_refused_at_authorize() {
+    let w = world();
+    let good = format!("{}/cb", w.rp);
+    let port: u16 = w.rp.rsplit(':').next().unwrap().parse().unwrap();
+    for bad in [
+        format!("{good}/../evil"),
+        format!("{good}?x=1"),
+        format!("http://evil.example:{port}/cb"),
+        format!("https://127.0.0.1:{port}/cb"),
+        format!("http://127.0.0.1:{}/cb", port.wrapping_add(1)),
+        format!("{good}/"),
+    ] {
+        let enc: String = url::form_urlencoded::byte_serialize(bad.as_bytes()).collect();
+        let r = client()
+            .get(w.server.url(&format!(
+                "/authorize?response_type=code&client_id=rp&scope=openid&redirect_uri={enc}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+            )))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(r.headers().get("location").is_none(), "{bad}: redirected");
+    }
+}
+
+#[test]
+fn discovery_and_jwks_are_published() {
+    let w = world();
+    let meta: serde_json::Value =
+        client().get(w.server.url("/.well-known/openid-configuration")).send().unwrap().json().unwrap();
+    assert_eq!(meta["issuer"], w.server.base);
+    assert_eq!(meta["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    let jwks: serde_json::Value = client().get(meta["jwks_uri"].as_str().unwrap()).send().unwrap().json().unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert!(keys.iter().any(|k| k["alg"] == "RS256"));
+    assert!(keys.iter().all(|k| k.get("d").is_none()), "a private member in the JWKS");
+}
