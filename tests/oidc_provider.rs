@@ -36,7 +36,9 @@ fn world() -> World {
     let toml = format!(
         "signup = \"open\"\n\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\n\
          client_id = \"idp-broker\"\nclient_secret = \"{UP_SECRET}\"\n\n[[clients]]\nclient_id = \"rp\"\n\
-         client_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\npost_logout_redirect_uris = [\"{rp}/bye\"]\n",
+         client_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\npost_logout_redirect_uris = [\"{rp}/bye\"]\n\n\
+         [[clients]]\nclient_id = \"other\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\n\n\
+         [[clients]]\nclient_id = \"legacy\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\nrequire_pkce = false\n",
         upstream.base
     );
     let config = dir.path().join("idp.toml");
@@ -220,4 +222,137 @@ fn discovery_and_jwks_are_published() {
     let keys = jwks["keys"].as_array().unwrap();
     assert!(keys.iter().any(|k| k["alg"] == "RS256"));
     assert!(keys.iter().all(|k| k.get("d").is_none()), "a private member in the JWKS");
+}
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+impl World {
+    /// A browser signed in at idp (through the upstream).
+    fn browser(&self) -> Browser {
+        let mut b = Browser::new();
+        assert_eq!(b.open(&self.server.url("/login/up")).status, 200);
+        assert!(self.signed_in(&mut b));
+        b
+    }
+
+    /// The redirect `/authorize` answers with for `client`, given extra query parameters.
+    fn authorize(&self, b: &mut Browser, client_id: &str, extra: &str) -> url::Url {
+        let cb: String = url::form_urlencoded::byte_serialize(format!("{}/cb", self.rp).as_bytes()).collect();
+        let u = self.server.url(&format!(
+            "/authorize?response_type=code&client_id={client_id}&scope=openid%20offline_access&state=s1&redirect_uri={cb}{extra}"
+        ));
+        url::Url::parse(&b.open_until(&u, &self.rp)).unwrap()
+    }
+
+    fn code(&self, b: &mut Browser, client_id: &str, extra: &str) -> String {
+        let u = self.authorize(b, client_id, extra);
+        u.query_pairs().find(|(k, _)| k == "code").unwrap_or_else(|| panic!("no code: {u}")).1.into_owned()
+    }
+
+    fn token(&self, client_id: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let r =
+            client().post(self.server.url("/token")).basic_auth(client_id, Some(RP_SECRET)).form(form).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap())
+    }
+
+    fn redeem(&self, client_id: &str, code: &str, verifier: Option<&str>) -> (u16, serde_json::Value) {
+        let cb = format!("{}/cb", self.rp);
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", cb.as_str())];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        self.token(client_id, &form)
+    }
+
+    fn userinfo_status(&self, access_token: &str) -> u16 {
+        client().get(self.server.url("/userinfo")).bearer_auth(access_token).send().unwrap().status().as_u16()
+    }
+}
+
+fn error_of(u: &url::Url) -> String {
+    assert!(u.query_pairs().all(|(k, _)| k != "code"), "a code was issued: {u}");
+    u.query_pairs().find(|(k, _)| k == "error").unwrap().1.into_owned()
+}
+
+fn refused(r: &(u16, serde_json::Value)) {
+    assert_eq!(r.0, 400, "{:?}", r.1);
+    assert_eq!(r.1["error"], "invalid_grant");
+    assert!(r.1.get("access_token").is_none() && r.1.get("id_token").is_none());
+}
+
+#[test]
+fn pkce_missing_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    assert_eq!(error_of(&w.authorize(&mut b, "rp", "")), "invalid_request");
+}
+
+#[test]
+fn pkce_plain_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    let u = w.authorize(&mut b, "rp", &format!("&code_challenge={VERIFIER}&code_challenge_method=plain"));
+    assert_eq!(error_of(&u), "invalid_request");
+    let u = w.authorize(&mut b, "rp", &format!("&code_challenge={CHALLENGE}"));
+    assert_eq!(error_of(&u), "invalid_request", "no method means plain");
+}
+
+#[test]
+fn pkce_downgrade_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    // A code issued without a challenge, redeemed with a verifier: the attacker's downgrade.
+    let code = w.code(&mut b, "legacy", "");
+    refused(&w.redeem("legacy", &code, Some(VERIFIER)));
+    // A code issued with a challenge, redeemed without the verifier.
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    refused(&w.redeem("rp", &code, None));
+}
+
+#[test]
+fn code_redeemed_twice_revokes_what_the_first_issued() {
+    let w = world();
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (status, first) = w.redeem("rp", &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{first}");
+    let at = first["access_token"].as_str().unwrap();
+    assert_eq!(w.userinfo_status(at), 200);
+    refused(&w.redeem("rp", &code, Some(VERIFIER)));
+    assert_eq!(w.userinfo_status(at), 401, "the first redemption's access token still works");
+    let rt = first["refresh_token"].as_str().unwrap();
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt)]));
+}
+
+#[test]
+fn code_redeemed_by_another_client_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    refused(&w.redeem("other", &code, Some(VERIFIER)));
+}
+
+#[test]
+fn refresh_token_reused_revokes_the_family() {
+    let w = world();
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (_, first) = w.redeem("rp", &code, Some(VERIFIER));
+    let rt1 = first["refresh_token"].as_str().unwrap();
+    let (status, second) = w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]);
+    assert_eq!(status, 200, "{second}");
+    let rt2 = second["refresh_token"].as_str().unwrap();
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]));
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt2)]));
+    assert_eq!(w.userinfo_status(second["access_token"].as_str().unwrap()), 401);
+}
+
+#[test]
+fn prompt_none_without_a_session_answers_login_required() {
+    let w = world();
+    let mut b = Browser::new();
+    let u = w.authorize(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256&prompt=none"));
+    assert_eq!(error_of(&u), "login_required");
+    assert_eq!(u.query_pairs().find(|(k, _)| k == "iss").unwrap().1, w.server.base.as_str());
 }
