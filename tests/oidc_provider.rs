@@ -10,12 +10,13 @@ use std::path::Path;
 use std::process::Command;
 
 use harness::peers::{Browser, Peer, UpstreamClient, oidc_upstream};
-use harness::{Server, client, free_port};
+use harness::{Server, TestDb, client, free_port};
 
 const UP_SECRET: &str = "broker-secret-0123456789abcdef";
 const RP_SECRET: &str = "relying-party-secret-0123456789abcdef";
 
 struct World {
+    _db: Option<TestDb>,
     _dir: tempfile::TempDir,
     server: Server,
     _upstream: Peer,
@@ -23,6 +24,10 @@ struct World {
 }
 
 fn world() -> World {
+    world_on(None)
+}
+
+fn world_on(db: Option<TestDb>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -43,12 +48,14 @@ fn world() -> World {
     );
     let config = dir.path().join("idp.toml");
     std::fs::write(&config, toml).unwrap();
-    let server = Server::start_at(
-        dir.path(),
-        port,
-        &[("IDP_CONFIG", config.to_str().unwrap()), ("RP_SECRET", RP_SECRET), ("IDP_RATE_LIMIT_PER_IP", "10000")],
-    );
-    World { _dir: dir, server, _upstream: upstream, rp }
+    let db_url = db.as_ref().map(TestDb::url);
+    let mut env =
+        vec![("IDP_CONFIG", config.to_str().unwrap()), ("RP_SECRET", RP_SECRET), ("IDP_RATE_LIMIT_PER_IP", "10000")];
+    if let Some(url) = &db_url {
+        env.push(("IDP_DATABASE_URL", url));
+    }
+    let server = Server::start_at(dir.path(), port, &env);
+    World { _db: db, _dir: dir, server, _upstream: upstream, rp }
 }
 
 fn rp_dir() -> std::path::PathBuf {
@@ -355,4 +362,24 @@ fn prompt_none_without_a_session_answers_login_required() {
     let u = w.authorize(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256&prompt=none"));
     assert_eq!(error_of(&u), "login_required");
     assert_eq!(u.query_pairs().find(|(k, _)| k == "iss").unwrap().1, w.server.base.as_str());
+}
+
+/// The single-use and family checks on PostgreSQL too.
+#[test]
+fn replays_revoke_on_postgres() {
+    let w = world_on(Some(TestDb::postgres()));
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (status, first) = w.redeem("rp", &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{first}");
+    let rt1 = first["refresh_token"].as_str().unwrap();
+    let (status, second) = w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]);
+    assert_eq!(status, 200, "{second}");
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]));
+    assert_eq!(w.userinfo_status(second["access_token"].as_str().unwrap()), 401);
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (status, first) = w.redeem("rp", &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{first}");
+    refused(&w.redeem("rp", &code, Some(VERIFIER)));
+    assert_eq!(w.userinfo_status(first["access_token"].as_str().unwrap()), 401);
 }
