@@ -383,3 +383,42 @@ fn replays_revoke_on_postgres() {
     refused(&w.redeem("rp", &code, Some(VERIFIER)));
     assert_eq!(w.userinfo_status(first["access_token"].as_str().unwrap()), 401);
 }
+
+#[test]
+fn token_endpoint_answers_in_oauth_terms() {
+    let w = world();
+    let r = client()
+        .post(w.server.url("/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["error"], "invalid_request");
+    let (status, body) = w.token("rp", &[("grant_type", "password")]);
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+    let (status, body) = w.token("rp", &[("grant_type", "client_credentials")]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let r = client()
+        .post(w.server.url("/token"))
+        .basic_auth("rp", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    let r = client()
+        .post(w.server.url("/revoke"))
+        .basic_auth("rp", Some(RP_SECRET))
+        .form(&[("token", body["access_token"].as_str().unwrap())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .post(w.server.url("/introspect"))
+        .basic_auth("rp", Some(RP_SECRET))
+        .form(&[("token", body["access_token"].as_str().unwrap())])
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["active"], false, "revoked");
+}

@@ -113,7 +113,20 @@ pub async fn authorize(
         .finish())
 }
 
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, form: web::Form<TokenParams>) -> HttpResponse {
+/// A body that is not a form is answered in OAuth's terms, not with the HTML error page.
+fn bad_body() -> HttpResponse {
+    oauth_error(&OAuthError::new(
+        ErrorCode::InvalidRequest,
+        "The request body must be a form (application/x-www-form-urlencoded).",
+    ))
+}
+
+pub async fn token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: Result<web::Form<TokenParams>, actix_web::Error>,
+) -> HttpResponse {
+    let Ok(form) = form else { return bad_body() };
     let mut params = form.into_inner();
     let creds = credentials(&req, params.client_id.take(), params.client_secret.take());
     let s = state.clone();
@@ -154,7 +167,12 @@ pub struct TokenForm {
     client_secret: Option<String>,
 }
 
-pub async fn introspect(req: HttpRequest, state: web::Data<AppState>, form: web::Form<TokenForm>) -> HttpResponse {
+pub async fn introspect(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: Result<web::Form<TokenForm>, actix_web::Error>,
+) -> HttpResponse {
+    let Ok(form) = form else { return bad_body() };
     let f = form.into_inner();
     let creds = credentials(&req, f.client_id, f.client_secret);
     let token = f.token.unwrap_or_default();
@@ -169,7 +187,12 @@ pub async fn introspect(req: HttpRequest, state: web::Data<AppState>, form: web:
     outcome(r, |v| json_no_store(&v))
 }
 
-pub async fn revoke(req: HttpRequest, state: web::Data<AppState>, form: web::Form<TokenForm>) -> HttpResponse {
+pub async fn revoke(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    form: Result<web::Form<TokenForm>, actix_web::Error>,
+) -> HttpResponse {
+    let Ok(form) = form else { return bad_body() };
     let f = form.into_inner();
     let creds = credentials(&req, f.client_id, f.client_secret);
     let token = f.token.unwrap_or_default();
