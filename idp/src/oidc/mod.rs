@@ -58,6 +58,16 @@ pub fn parse_scopes(raw: &str) -> Vec<String> {
     out
 }
 
+/// Housekeeping: removes codes, refresh tokens and grants that can no longer be used. Rows are
+/// kept one access-token lifetime past their expiry, since access tokens issued from them
+/// check their grant until then.
+pub fn purge(
+    conn: &mut impl crate::storage::oauth::OAuthRepository,
+    now: chrono::NaiveDateTime,
+) -> crate::storage::StorageResult<usize> {
+    conn.purge_oauth(now - chrono::Duration::seconds(ACCESS_TOKEN_TTL_SECS + CODE_TTL_SECS))
+}
+
 pub(crate) fn unix(t: chrono::NaiveDateTime) -> i64 {
     t.and_utc().timestamp()
 }

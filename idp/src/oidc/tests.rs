@@ -368,3 +368,20 @@ fn prompt_none_max_age_and_consent() {
     let p = AuthorizeParams { scope: Some("openid admin".into()), ..params("app") };
     assert_eq!(w.error_of(&p), "invalid_scope");
 }
+
+#[test]
+fn purge_keeps_live_grants_and_removes_spent_ones() {
+    let w = world();
+    let t = w.redeem("app", &w.code(&params("app")), Some(VERIFIER)).unwrap();
+    let cc =
+        w.token("app", TokenParams { grant_type: Some("client_credentials".into()), ..Default::default() }).unwrap();
+    w.clock.advance(3600);
+    let now = w.clock.now_naive();
+    let purged = w.db.write(|c| purge(c, now)).unwrap();
+    assert_eq!(purged, 2, "the spent code and the client_credentials grant");
+    assert!(w.refresh(t.refresh_token.as_deref().unwrap()).is_ok(), "the refresh family lives on");
+    assert!(!w.access_ok(&cc.access_token));
+    w.clock.advance(REFRESH_TOKEN_TTL_SECS + 3600);
+    let now = w.clock.now_naive();
+    assert!(w.db.write(|c| purge(c, now)).unwrap() >= 3, "refresh tokens and their grant");
+}

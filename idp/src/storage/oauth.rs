@@ -74,6 +74,9 @@ pub trait OAuthRepository {
     fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> StorageResult<()>;
     fn find_refresh_token(&mut self, token_hash: &str) -> StorageResult<Option<RefreshTokenRow>>;
     fn use_refresh_token(&mut self, token_hash: &str, now: NaiveDateTime) -> StorageResult<Use<RefreshTokenRow>>;
+    /// Removes codes and refresh tokens that expired before `cutoff`, then grants made before
+    /// `cutoff` that nothing hangs off any more. Returns the rows removed.
+    fn purge_oauth(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize>;
 }
 
 impl OAuthRepository for DbConnection {
@@ -125,5 +128,22 @@ impl OAuthRepository for DbConnection {
         .set(oauth_refresh_tokens::consumed_at.eq(now))
         .execute(self)?;
         Ok(if n == 1 { Use::First(row) } else { Use::Again(row) })
+    }
+
+    fn purge_oauth(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize> {
+        use diesel::dsl::{exists, not};
+        let codes = diesel::delete(oauth_codes::table.filter(oauth_codes::expires_at.le(cutoff))).execute(self)?;
+        let tokens = diesel::delete(oauth_refresh_tokens::table.filter(oauth_refresh_tokens::expires_at.le(cutoff)))
+            .execute(self)?;
+        let grants = diesel::delete(
+            oauth_grants::table
+                .filter(oauth_grants::created_at.le(cutoff))
+                .filter(not(exists(oauth_codes::table.filter(oauth_codes::grant_id.eq(oauth_grants::id)))))
+                .filter(not(exists(
+                    oauth_refresh_tokens::table.filter(oauth_refresh_tokens::grant_id.eq(oauth_grants::id)),
+                ))),
+        )
+        .execute(self)?;
+        Ok(codes + tokens + grants)
     }
 }
