@@ -359,6 +359,12 @@ fn prompt_none_max_age_and_consent() {
         w.db.write(|c| authorize(c, &w.provider, now, &params("app"), "client_id=app&prompt=login&max_age=5", None))
             .unwrap();
     assert_eq!(d, Decision::Login { return_to: "/authorize?client_id=app".into(), login_hint: None });
+    let p = AuthorizeParams { login_hint: Some("bob@example.org".into()), ..params("app") };
+    let d = w.db.write(|c| authorize(c, &w.provider, now, &p, "client_id=app", None)).unwrap();
+    assert_eq!(
+        d,
+        Decision::Login { return_to: "/authorize?client_id=app".into(), login_hint: Some("bob@example.org".into()) }
+    );
     w.clock.advance(100);
     let p = AuthorizeParams { max_age: Some("10".into()), ..params("app") };
     assert!(matches!(w.authorize(&p), Decision::Login { .. }), "session older than max_age");
