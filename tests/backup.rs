@@ -40,7 +40,7 @@ fn deployment(t: &TestDb, dir: &Path) -> AppState {
 }
 
 /// Fills every table: users, external identities, an organisation with a project, a custom
-/// role and members, sealed secrets, a session, rate limits (settings, signing keys and audit
+/// role and members, sealed secrets, a session, OAuth grants, codes and refresh tokens, rate limits (settings, signing keys and audit
 /// events come with the start).
 fn populate(s: &AppState) -> String {
     let now = s.clock.now_naive();
@@ -98,6 +98,42 @@ fn populate(s: &AppState) -> String {
     s.db.write(|c| {
         let secrets = idp::upstream::FlowSecrets { nonce: Some("n".into()), pkce_verifier: Some("v".into()) };
         idp::auth::login::begin(c, &s.keys, now, "google", "state-x", &secrets, "binding", Some("/"), Some(users[0]))
+    })
+    .unwrap();
+    s.db.write(|c| {
+        use idp::storage::oauth::{CodeRow, GrantRow, OAuthRepository, RefreshTokenRow};
+        let grant = GrantRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            client_id: "app".into(),
+            user_id: Some(users[0].to_string()),
+            session_id: None,
+            scopes: "openid email offline_access".into(),
+            auth_time: Some(now),
+            amr: "[\"fed\"]".into(),
+            acr: Some("aal1".into()),
+            created_at: now,
+            revoked_at: None,
+        };
+        c.insert_grant(&grant)?;
+        c.insert_code(&CodeRow {
+            code_hash: "c0de".repeat(16),
+            grant_id: grant.id.clone(),
+            client_id: "app".into(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            nonce: Some("n".into()),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            created_at: now,
+            expires_at: now,
+            consumed_at: Some(now),
+        })?;
+        c.insert_refresh_token(&RefreshTokenRow {
+            token_hash: "ref1".repeat(16),
+            grant_id: grant.id,
+            parent_hash: Some("ref0".repeat(16)),
+            created_at: now,
+            expires_at: now,
+            consumed_at: None,
+        })
     })
     .unwrap();
     s.db.write(|c| s.limiter.hit(c, "auth", Subject::Ip("192.0.2.7".parse().unwrap()), now.and_utc().timestamp()))

@@ -477,6 +477,64 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Codes and refresh tokens are single use (a second use is seen), grants revoke, and the purge
+/// removes only what nothing hangs off.
+fn oauth_single_use_and_purge(t: &TestDb) {
+    use idp::storage::oauth::{CodeRow, GrantRow, OAuthRepository, RefreshTokenRow, Use};
+    let db = t.open();
+    let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
+    let later = now + chrono::Duration::hours(2);
+    let grant = |id: &str| GrantRow {
+        id: id.into(),
+        client_id: "app".into(),
+        user_id: None,
+        session_id: None,
+        scopes: "openid".into(),
+        auth_time: None,
+        amr: "[]".into(),
+        acr: None,
+        created_at: now,
+        revoked_at: None,
+    };
+    db.write(|c| {
+        c.insert_grant(&grant("g1"))?;
+        c.insert_grant(&grant("g2"))?;
+        c.insert_grant(&grant("g3"))?;
+        c.insert_code(&CodeRow {
+            code_hash: "h1".into(),
+            grant_id: "g1".into(),
+            client_id: "app".into(),
+            redirect_uri: "https://a/cb".into(),
+            nonce: None,
+            code_challenge: None,
+            created_at: now,
+            expires_at: now + chrono::Duration::seconds(60),
+            consumed_at: None,
+        })?;
+        c.insert_refresh_token(&RefreshTokenRow {
+            token_hash: "r1".into(),
+            grant_id: "g2".into(),
+            parent_hash: None,
+            created_at: now,
+            expires_at: now + chrono::Duration::days(30),
+            consumed_at: None,
+        })
+    })
+    .unwrap();
+    let first = db.write(|c| c.use_code("h1", now)).unwrap();
+    assert!(matches!(first, Use::First(_)));
+    assert!(matches!(db.write(|c| c.use_code("h1", now)).unwrap(), Use::Again(_)));
+    assert_eq!(db.write(|c| c.use_code("nope", now)).unwrap(), Use::Unknown);
+    assert!(matches!(db.write(|c| c.use_refresh_token("r1", now)).unwrap(), Use::First(_)));
+    assert!(matches!(db.write(|c| c.use_refresh_token("r1", now)).unwrap(), Use::Again(_)));
+    db.write(|c| c.revoke_grant("g2", now)).unwrap();
+    assert!(db.read(|c| c.find_grant("g2")).unwrap().unwrap().revoked_at.is_some());
+    // The code (expired) and grants g1 (then bare) and g3 go; g2 keeps its refresh token.
+    assert_eq!(db.write(|c| c.purge_oauth(later)).unwrap(), 3);
+    assert!(db.read(|c| c.find_grant("g1")).unwrap().is_none());
+    assert!(db.read(|c| c.find_grant("g2")).unwrap().is_some());
+}
+
 on_both_backends!(
     migrations_are_idempotent,
     users_round_trip_and_page,
@@ -493,4 +551,5 @@ on_both_backends!(
     a_corrupted_ciphertext_is_an_error_not_a_panic,
     settings_keep_the_first_value,
     group_mappings_sync_roles_and_leave_admin_decisions_alone,
+    oauth_single_use_and_purge,
 );

@@ -52,6 +52,8 @@ pub struct AppState {
     pub passwords: Arc<crate::crypto::password::PasswordHasher>,
     /// Scheduled backups' failures and last success, for `/readyz`.
     pub backups: Arc<crate::backup::schedule::BackupStatus>,
+    /// idp as an OpenID Provider: issuer, clients, the opened signing key.
+    pub oidc: crate::oidc::Provider,
 }
 
 /// Opens the database without migrating it (restore runs the migrations itself); creates the
@@ -180,7 +182,7 @@ fn ensure_signing_keys(
 pub fn build_state(config: Config) -> Result<AppState, StartError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let db = open_database(&config)?;
-    let (keys, auditor, csrf_key) = db.write(|conn| -> Result<_, StartError> {
+    let (keys, auditor, csrf_key, signer) = db.write(|conn| -> Result<_, StartError> {
         let now = clock.now_naive();
         let keys = load_master_keys(&config, conn)?;
         let first_start = conn.setting("initialised_at")?.is_none();
@@ -196,8 +198,10 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
                 Event::new(Actor::System, Action::ServerInitialised).detail("backend", format!("{:?}", db.backend())),
             )?;
         }
-        Ok((keys, auditor, csrf_key))
+        let signer = crate::oidc::keys::Signer::load(conn, &keys, now)?;
+        Ok((keys, auditor, csrf_key, signer))
     })?;
+    let oidc = crate::oidc::Provider::new(config.base_url(), config.clients.clone(), signer);
     let limiter = RateLimiter::new(config.rate_limit.clone(), auditor.pseudonymiser().clone());
     let connectors = Connectors::from_specs(&config.connectors);
     let hash_permits = match config.password.max_concurrent_hashes {
@@ -215,6 +219,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         connectors,
         passwords: Arc::new(crate::crypto::password::PasswordHasher::new(hash_permits)),
         backups: Arc::default(),
+        oidc,
     })
 }
 

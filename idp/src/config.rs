@@ -12,6 +12,7 @@ use url::Url;
 use zeroize::Zeroizing;
 
 use crate::backup::schedule::Schedule;
+pub use crate::client_config::{ClientConfig, ClientSpec, TokenEndpointAuthMethod};
 pub use crate::connector_config::{ClientSecret, ConnectorConfig, ConnectorKind, ConnectorSettings, ConnectorSpec};
 use crate::crypto::backup_key::BackupKeySource;
 use crate::crypto::secretbox::KeySource;
@@ -43,6 +44,8 @@ pub struct ConfigFile {
     pub log: LogConfig,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub connectors: Vec<ConnectorConfig>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clients: Vec<ClientConfig>,
     pub backup: BackupConfig,
 }
 
@@ -173,6 +176,7 @@ impl Default for ConfigFile {
             signup: SignupMode::Invite,
             signup_domains: Vec::new(),
             connectors: Vec::new(),
+            clients: Vec::new(),
             session: SessionConfig::default(),
             audit: AuditConfig::default(),
             rate_limit: RateLimitConfig::default(),
@@ -260,7 +264,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
 ];
 
 /// Keys that only the file can set (arrays of tables).
-pub const FILE_ONLY_KEYS: &[&str] = &["connectors"];
+pub const FILE_ONLY_KEYS: &[&str] = &["connectors", "clients"];
 
 /// Environment variables idp reads that are not config keys.
 pub const ENV_CONFIG: &str = "IDP_CONFIG";
@@ -325,6 +329,8 @@ pub struct Config {
     pub password: PasswordConfig,
     pub signup: Signup,
     pub connectors: Vec<ConnectorSpec>,
+    /// The relying parties idp serves as an OpenID Provider.
+    pub clients: Vec<ClientSpec>,
     pub session: SessionConfig,
     pub audit: AuditConfig,
     pub rate_limit: RateLimitConfig,
@@ -712,6 +718,7 @@ fn validate(
             }
         }
     }
+    let clients = crate::client_config::validate_clients(&f.clients, env, &mut p);
 
     match (bind, public_url, database) {
         (Ok(bind), Ok(public_url), Ok(database)) if p.is_empty() => Ok(Config {
@@ -731,6 +738,7 @@ fn validate(
             password: f.password,
             signup,
             connectors,
+            clients,
             session: f.session,
             audit: f.audit,
             rate_limit: f.rate_limit,

@@ -245,3 +245,67 @@ fn passwords_with_domain_signup_are_refused() {
     assert!(Config::load_with(None, &env(&[("IDP_PASSWORD_LOGIN", "maybe")])).is_err());
     assert!(Config::load_with(None, &env(&[("IDP_PASSWORD_LOGIN", "yes")])).unwrap().password_login);
 }
+
+#[test]
+fn clients_are_validated() {
+    let f = file(
+        r#"
+[[clients]]
+client_id = "app"
+client_secret_env = "APP_SECRET"
+redirect_uris = ["https://app.example.com/cb"]
+post_logout_redirect_uris = ["https://app.example.com/bye"]
+project = "billing"
+require_pkce = false
+
+[[clients]]
+client_id = "spa"
+redirect_uris = ["http://127.0.0.1:3000/cb"]
+first_party = false
+"#,
+    );
+    let secret = "a-client-secret-of-forty-characters-long";
+    let c = Config::load_with(Some(f.path()), &env(&[("APP_SECRET", secret)])).unwrap();
+    assert_eq!(c.clients.len(), 2);
+    let app = &c.clients[0];
+    assert_eq!(app.auth_method, TokenEndpointAuthMethod::ClientSecretBasic);
+    assert!(app.secret.as_ref().unwrap().matches(secret));
+    assert!(!app.secret.as_ref().unwrap().matches("a-client-secret-of-forty-characters-lonG"));
+    assert!(!format!("{app:?}").contains(secret), "a secret in Debug output");
+    assert!(!app.require_pkce, "a confidential client may go without PKCE");
+    assert_eq!(app.scopes, vec!["openid", "email", "profile", "offline_access"]);
+    let spa = &c.clients[1];
+    assert!(spa.is_public() && spa.require_pkce && !spa.first_party);
+    assert_eq!(spa.auth_method, TokenEndpointAuthMethod::None);
+
+    for (bad, key) in [
+        ("client_id = \"a b\"\nredirect_uris = [\"https://a/cb\"]", "clients[0].client_id"),
+        ("client_id = \"a\"", "clients[0].redirect_uris"),
+        ("client_id = \"a\"\nredirect_uris = [\"http://evil.example/cb\"]", "clients[0].redirect_uris"),
+        ("client_id = \"a\"\nredirect_uris = [\"https://a/cb#x\"]", "clients[0].redirect_uris"),
+        ("client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nrequire_pkce = false", "clients[0].require_pkce"),
+        (
+            "client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nclient_secret = \"short\"",
+            "clients[0].client_secret",
+        ),
+        (
+            "client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\ntoken_endpoint_auth_method = \"client_secret_post\"",
+            "clients[0].token_endpoint_auth_method",
+        ),
+        ("client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nscopes = [\"email\"]", "clients[0].scopes"),
+        (
+            "client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nscopes = [\"openid\", \"admin\"]",
+            "clients[0].scopes",
+        ),
+        ("client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nsurprise = 1", "surprise"),
+    ] {
+        let f = file(&format!("[[clients]]\n{bad}\n"));
+        let e = Config::load_with(Some(f.path()), &[]).unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+    // Two problems, two lines; a duplicate id is named.
+    let f = file("[[clients]]\nclient_id = \"a\"\n[[clients]]\nclient_id = \"a\"\nredirect_uris = [\"ftp://x\"]\n");
+    let e = Config::load_with(Some(f.path()), &[]).unwrap_err().to_string();
+    assert_eq!(e.lines().count(), 3, "{e}");
+    assert!(e.contains("clients[1].client_id") && e.contains("used by another client"), "{e}");
+}

@@ -12,6 +12,7 @@
 //! - [`auth`]: sessions and rate limits.
 //! - [`admin`]: administrative use cases (organisations, projects, key rotation).
 //! - [`web`]: HTTP: routes, middleware, extractors, views. The only module that knows actix.
+//! - [`oidc`]: idp as an OpenID Provider (discovery, authorize, token, grants, userinfo, ...).
 //! - [`backup`]: encrypted, backend-neutral backups, restore and the restore rehearsal.
 //! - [`app`]: assembles the state; [`cli`]: the command line; [`maintenance`]: periodic jobs.
 
@@ -22,12 +23,14 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 mod cli_backup;
+pub mod client_config;
 pub mod clock;
 pub mod config;
 pub mod connector_config;
 pub mod crypto;
 pub mod domain;
 pub mod maintenance;
+pub mod oidc;
 pub mod storage;
 pub mod upstream;
 pub mod web;

@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
 use super::models::*;
+use super::oauth::{CodeRow, GrantRow, RefreshTokenRow};
 use super::passwords::PasswordCredentialRow;
 use super::schema;
 use super::{DbConnection, StorageError, database_columns, on_concrete};
@@ -148,6 +149,9 @@ backed_up_tables! {
     organisation_members: OrganisationMemberRow,
     project_members: ProjectMemberRow,
     sessions: SessionRow,
+    oauth_grants: GrantRow,
+    oauth_codes: CodeRow,
+    oauth_refresh_tokens: RefreshTokenRow,
     signing_keys: SigningKeyRow,
     organisation_connectors: OrganisationConnectorRow,
     audit_events: AuditEventRow,

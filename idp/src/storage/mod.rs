@@ -11,6 +11,7 @@ mod db;
 pub mod dump;
 pub mod login_flows;
 pub mod models;
+pub mod oauth;
 pub mod organisations;
 pub mod passwords;
 pub mod rate_limits;

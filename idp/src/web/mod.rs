@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod login;
 pub mod middleware;
+pub mod oidc;
 pub mod password;
 pub mod routes;
 pub mod views;
@@ -53,6 +54,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/{connector}", web::get().to(login::callback)),
         )
         .route("/logout", web::post().to(routes::logout))
+        // idp as an OpenID Provider.
+        .route("/.well-known/openid-configuration", web::get().to(oidc::configuration))
+        .route("/jwks", web::get().to(oidc::jwks))
+        .route("/.well-known/jwks.json", web::get().to(oidc::jwks))
+        .route("/authorize", web::get().to(oidc::authorize))
+        .route("/userinfo", web::get().to(oidc::userinfo))
+        .route("/userinfo", web::post().to(oidc::userinfo))
+        .route("/logout", web::get().to(oidc::logout))
+        // Client authentication endpoints: rate limited per client IP.
+        .service(web::resource("/token").wrap(from_fn(middleware::auth_rate_limit)).route(web::post().to(oidc::token)))
+        .service(
+            web::resource("/introspect")
+                .wrap(from_fn(middleware::auth_rate_limit))
+                .route(web::post().to(oidc::introspect)),
+        )
+        .service(
+            web::resource("/revoke").wrap(from_fn(middleware::auth_rate_limit)).route(web::post().to(oidc::revoke)),
+        )
         .route("/sessions", web::get().to(routes::sessions_page))
         .route("/sessions/{id}/end", web::post().to(routes::end_session))
         .route("/identities/{id}/unlink", web::post().to(routes::unlink_identity));

@@ -219,7 +219,7 @@ pub(super) fn check_csrf(state: &AppState, session: &Session, form: &CsrfForm) -
     }
 }
 
-fn removal_cookie(state: &AppState) -> Cookie<'static> {
+pub(super) fn removal_cookie(state: &AppState) -> Cookie<'static> {
     let mut c = Cookie::build(session_cookie_name(state.config.is_https()), "")
         .path("/")
         .http_only(true)

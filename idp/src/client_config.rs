@@ -1,0 +1,284 @@
+//! `[[clients]]` in the configuration file: the relying parties idp serves as an OpenID
+//! Provider, and their validation (one problem per line, like `[[connectors]]`).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use crate::config::Problem;
+
+/// How a client proves who it is at the token, introspection and revocation endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenEndpointAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl TokenEndpointAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenEndpointAuthMethod::ClientSecretBasic => "client_secret_basic",
+            TokenEndpointAuthMethod::ClientSecretPost => "client_secret_post",
+            TokenEndpointAuthMethod::None => "none",
+        }
+    }
+}
+
+/// One `[[clients]]` table as written.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    /// The project (slug) the client belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    #[serde(default = "yes")]
+    pub first_party: bool,
+    #[serde(default = "yes")]
+    pub require_pkce: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The scopes a client may ask for when its table does not say.
+pub const DEFAULT_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access"];
+/// The scopes idp knows.
+pub const KNOWN_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access"];
+
+/// A client secret's SHA-256: the only form idp keeps once the configuration is read.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash([u8; 32]);
+
+impl SecretHash {
+    pub fn of(secret: &str) -> Self {
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+    /// Constant-time comparison of a presented secret with this hash.
+    pub fn matches(&self, presented: &str) -> bool {
+        crate::crypto::tokens::ct_eq(&Self::of(presented).0, &self.0)
+    }
+}
+
+impl std::fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHash(***)")
+    }
+}
+
+/// A validated client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientSpec {
+    pub client_id: String,
+    pub name: String,
+    /// `None` for a public client.
+    pub secret: Option<SecretHash>,
+    pub auth_method: TokenEndpointAuthMethod,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub scopes: Vec<String>,
+    pub project: Option<String>,
+    pub first_party: bool,
+    /// Always true for public clients.
+    pub require_pkce: bool,
+}
+
+impl ClientSpec {
+    pub fn is_public(&self) -> bool {
+        self.secret.is_none()
+    }
+}
+
+fn problem(key: String, what: impl Into<String>, expected: impl Into<String>) -> Problem {
+    Problem { key, problem: what.into(), expected: expected.into() }
+}
+
+/// A redirect URI as registered: absolute, no fragment, https or loopback http.
+fn check_uri(raw: &str) -> Result<(), &'static str> {
+    let u = Url::parse(raw).map_err(|_| "is not an absolute URL")?;
+    if u.fragment().is_some() {
+        return Err("has a fragment");
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("has credentials");
+    }
+    let loopback = matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || u.host_str() == Some("localhost");
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err("is not https (http only on loopback)"),
+    }
+}
+
+fn resolve_secret(
+    c: &ClientConfig,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<String>, Problem> {
+    let secret = match (&c.client_secret, &c.client_secret_env, &c.client_secret_file) {
+        (None, None, None) => return Ok(None),
+        (Some(s), None, None) => s.clone(),
+        (None, Some(var), None) => env(var).ok_or_else(|| {
+            problem(
+                format!("{key}.client_secret_env"),
+                format!("environment variable {var} is not set"),
+                "the variable to hold the secret",
+            )
+        })?,
+        (None, None, Some(path)) => {
+            std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\n', '\r']).to_owned()).map_err(|e| {
+                problem(format!("{key}.client_secret_file"), format!("{}: {e}", path.display()), "a readable file")
+            })?
+        }
+        _ => {
+            return Err(problem(
+                format!("{key}.client_secret"),
+                "give at most one of client_secret, client_secret_env, client_secret_file",
+                "one source for the secret, or none for a public client",
+            ));
+        }
+    };
+    if secret.len() < 32 {
+        return Err(problem(
+            format!("{key}.client_secret"),
+            "is shorter than 32 characters",
+            "a random secret of at least 32 characters (e.g. openssl rand -base64 32)",
+        ));
+    }
+    Ok(Some(secret))
+}
+
+pub fn validate_clients(
+    list: &[ClientConfig],
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+) -> Vec<ClientSpec> {
+    let mut out: Vec<ClientSpec> = Vec::new();
+    for (i, c) in list.iter().enumerate() {
+        let key = format!("clients[{i}]");
+        let before = problems.len();
+        let id_ok = (1..=128).contains(&c.client_id.len())
+            && c.client_id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        if !id_ok {
+            problems.push(problem(
+                format!("{key}.client_id"),
+                format!("{:?} is not a client id", c.client_id),
+                "1 to 128 characters of A-Z, a-z, 0-9, '-', '.', '_', '~'",
+            ));
+        } else if list.iter().take(i).any(|o| o.client_id == c.client_id) {
+            problems.push(problem(
+                format!("{key}.client_id"),
+                format!("{:?} is used by another client", c.client_id),
+                "a unique id",
+            ));
+        }
+        let secret = resolve_secret(c, &key, env).map_err(|p| problems.push(p)).ok().flatten();
+        let has_secret = c.client_secret.is_some() || c.client_secret_env.is_some() || c.client_secret_file.is_some();
+        let auth_method = match (c.token_endpoint_auth_method, has_secret) {
+            (None, true) => TokenEndpointAuthMethod::ClientSecretBasic,
+            (None, false) => TokenEndpointAuthMethod::None,
+            (Some(TokenEndpointAuthMethod::None), true) => {
+                problems.push(problem(
+                    format!("{key}.token_endpoint_auth_method"),
+                    "is \"none\" but the client has a secret",
+                    "client_secret_basic or client_secret_post, or no secret",
+                ));
+                TokenEndpointAuthMethod::None
+            }
+            (Some(m @ TokenEndpointAuthMethod::None), false) => m,
+            (Some(m), true) => m,
+            (Some(m), false) => {
+                problems.push(problem(
+                    format!("{key}.token_endpoint_auth_method"),
+                    format!("is {:?} but the client has no secret", m.as_str()),
+                    "a client_secret (or _env, _file), or \"none\" for a public client",
+                ));
+                m
+            }
+        };
+        if c.redirect_uris.is_empty() {
+            problems.push(problem(format!("{key}.redirect_uris"), "is empty", "at least one redirect URI"));
+        }
+        for (field, uris) in
+            [("redirect_uris", &c.redirect_uris), ("post_logout_redirect_uris", &c.post_logout_redirect_uris)]
+        {
+            for u in uris {
+                if let Err(why) = check_uri(u) {
+                    problems.push(problem(
+                        format!("{key}.{field}"),
+                        format!("{u:?} {why}"),
+                        "absolute https URLs without a fragment (http only on loopback)",
+                    ));
+                }
+            }
+        }
+        let scopes: Vec<String> =
+            c.scopes.clone().unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect());
+        for s in &scopes {
+            if !KNOWN_SCOPES.contains(&s.as_str()) {
+                problems.push(problem(
+                    format!("{key}.scopes"),
+                    format!("{s:?} is not a scope idp knows"),
+                    KNOWN_SCOPES.join(", "),
+                ));
+            }
+        }
+        if !scopes.iter().any(|s| s == "openid") {
+            problems.push(problem(format!("{key}.scopes"), "lacks openid", "a list including \"openid\""));
+        }
+        if !has_secret && !c.require_pkce {
+            problems.push(problem(
+                format!("{key}.require_pkce"),
+                "is false for a public client",
+                "true (public clients always use PKCE), or give the client a secret",
+            ));
+        }
+        if let Some(p) = &c.project {
+            if crate::domain::organisation::Slug::parse(p).is_err() {
+                problems.push(problem(
+                    format!("{key}.project"),
+                    format!("{p:?} is not a project slug"),
+                    "a slug such as billing",
+                ));
+            }
+        }
+        if problems.len() == before {
+            out.push(ClientSpec {
+                client_id: c.client_id.clone(),
+                name: c.name.clone().filter(|n| !n.trim().is_empty()).unwrap_or_else(|| c.client_id.clone()),
+                secret: secret.as_deref().map(SecretHash::of),
+                auth_method,
+                redirect_uris: c.redirect_uris.clone(),
+                post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                scopes,
+                project: c.project.clone(),
+                first_party: c.first_party,
+                require_pkce: c.require_pkce || !has_secret,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,49 @@
+//! `grant_type=client_credentials`: a confidential client acting for itself. No user, no ID
+//! token, no refresh token; `sub` is the client id.
+
+use chrono::NaiveDateTime;
+
+use crate::client_config::ClientSpec;
+use crate::oidc::errors::{ErrorCode, Outcome, err};
+use crate::oidc::token::{Issue, TokenParams, TokenResponse, issue};
+use crate::oidc::{Provider, parse_scopes};
+use crate::storage::DbConnection;
+use crate::storage::oauth::{GrantRow, OAuthRepository};
+
+/// Scopes that only make sense with a user.
+const USER_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access"];
+
+pub fn grant(
+    conn: &mut DbConnection,
+    provider: &Provider,
+    now: NaiveDateTime,
+    client: &ClientSpec,
+    p: &TokenParams,
+) -> Outcome<TokenResponse> {
+    if client.is_public() {
+        return Ok(Err(err(ErrorCode::UnauthorizedClient, "A public client cannot use client_credentials.")));
+    }
+    let scopes = parse_scopes(p.scope.as_deref().unwrap_or_default());
+    if scopes.iter().any(|s| USER_SCOPES.contains(&s.as_str()) || !client.scopes.contains(s)) {
+        return Ok(Err(err(ErrorCode::InvalidScope, "A requested scope is not allowed for client_credentials.")));
+    }
+    let grant = GrantRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        client_id: client.client_id.clone(),
+        user_id: None,
+        session_id: None,
+        scopes: scopes.join(" "),
+        auth_time: None,
+        amr: "[]".into(),
+        acr: None,
+        created_at: now,
+        revoked_at: None,
+    };
+    conn.insert_grant(&grant)?;
+    issue(
+        conn,
+        provider,
+        now,
+        Issue { grant: &grant, scopes: &scopes, nonce: None, id_token: false, refresh_parent: None },
+    )
+}

@@ -1,0 +1,225 @@
+//! The token endpoint: client authentication, the grant types (one file each in `grants/`),
+//! and the tokens they issue: RS256 ID tokens and RFC 9068 `at+jwt` access tokens.
+
+use chrono::{Duration, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::errors::{ErrorCode, OAuthError, Outcome, err};
+use super::{ACCESS_TOKEN_TTL_SECS, ID_TOKEN_TTL_SECS, Provider, REFRESH_TOKEN_TTL_SECS, unix};
+use crate::client_config::{ClientSpec, TokenEndpointAuthMethod};
+use crate::crypto::tokens::{hash_token, random_token};
+use crate::storage::oauth::{GrantRow, OAuthRepository, RefreshTokenRow};
+use crate::storage::users::UserRepository;
+use crate::storage::{DbConnection, StorageError, parse_id};
+
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct TokenParams {
+    pub grant_type: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
+    pub scope: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+}
+
+/// How the caller presented itself: HTTP Basic, and/or form fields.
+#[derive(Debug, Default, Clone)]
+pub struct ClientCredentials {
+    pub basic: Option<(String, String)>,
+    pub form_id: Option<String>,
+    pub form_secret: Option<String>,
+}
+
+impl ClientCredentials {
+    pub fn is_empty(&self) -> bool {
+        self.basic.is_none() && self.form_id.is_none() && self.form_secret.is_none()
+    }
+}
+
+/// Authenticates the client with its registered method. `allow_public` lets a public client
+/// name itself (the token and revocation endpoints); introspection requires a secret.
+pub fn authenticate<'a>(
+    provider: &'a Provider,
+    creds: &ClientCredentials,
+    allow_public: bool,
+) -> Result<&'a ClientSpec, OAuthError> {
+    let bad = || err(ErrorCode::InvalidClient, "Client authentication failed.");
+    let (id, secret, method) = match (&creds.basic, &creds.form_secret) {
+        (Some(_), Some(_)) => return Err(err(ErrorCode::InvalidRequest, "Use one client authentication method.")),
+        (Some((id, secret)), None) => {
+            if creds.form_id.as_deref().is_some_and(|f| f != id) {
+                return Err(bad());
+            }
+            (id.as_str(), Some(secret.as_str()), TokenEndpointAuthMethod::ClientSecretBasic)
+        }
+        (None, Some(secret)) => (
+            creds.form_id.as_deref().ok_or_else(bad)?,
+            Some(secret.as_str()),
+            TokenEndpointAuthMethod::ClientSecretPost,
+        ),
+        (None, None) => (creds.form_id.as_deref().ok_or_else(bad)?, None, TokenEndpointAuthMethod::None),
+    };
+    let client = provider.client(id).ok_or_else(bad)?;
+    if client.auth_method != method {
+        return Err(bad());
+    }
+    match (&client.secret, secret) {
+        (Some(hash), Some(s)) if hash.matches(s) => Ok(client),
+        (None, None) if allow_public => Ok(client),
+        _ => Err(bad()),
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// What to issue from a grant.
+pub struct Issue<'a> {
+    pub grant: &'a GrantRow,
+    pub scopes: &'a [String],
+    pub nonce: Option<&'a str>,
+    pub id_token: bool,
+    pub refresh_parent: Option<Option<String>>,
+}
+
+/// The `jti` of an access token names its grant, so revoking the grant revokes the token.
+pub fn grant_of_jti(jti: &str) -> Option<&str> {
+    jti.split_once('.').map(|(g, _)| g)
+}
+
+pub fn issue(
+    conn: &mut DbConnection,
+    provider: &Provider,
+    now: NaiveDateTime,
+    what: Issue<'_>,
+) -> Outcome<TokenResponse> {
+    let g = what.grant;
+    let iat = unix(now);
+    let sub = g.user_id.clone().unwrap_or_else(|| g.client_id.clone());
+    let amr: Value = serde_json::from_str(&g.amr).unwrap_or_else(|_| json!([]));
+    let scope = what.scopes.join(" ");
+    let mut at = json!({
+        "iss": provider.issuer, "sub": sub, "aud": provider.default_resource(), "client_id": g.client_id,
+        "iat": iat, "exp": iat + ACCESS_TOKEN_TTL_SECS, "jti": format!("{}.{}", g.id, random_token(12)),
+        "scope": scope,
+    });
+    if g.user_id.is_some() {
+        if let Some(map) = at.as_object_mut() {
+            map.insert("auth_time".into(), g.auth_time.map(unix).into());
+            map.insert("amr".into(), amr.clone());
+            if let Some(acr) = &g.acr {
+                map.insert("acr".into(), acr.clone().into());
+            }
+        }
+    }
+    let access_token = provider.signer.sign("at+jwt", &at)?;
+    let id_token = match (&g.user_id, what.id_token) {
+        (Some(user_id), true) => {
+            let user = conn.find_user(parse_id(user_id)?)?;
+            let Some(user) = user.filter(|u| !u.disabled) else {
+                return Ok(Err(err(ErrorCode::InvalidGrant, "The user is no longer active.")));
+            };
+            let mut c = json!({
+                "iss": provider.issuer, "sub": user_id, "aud": g.client_id, "azp": g.client_id,
+                "iat": iat, "exp": iat + ID_TOKEN_TTL_SECS, "auth_time": g.auth_time.map(unix), "amr": amr,
+            });
+            if let Some(map) = c.as_object_mut() {
+                if let Some(n) = what.nonce {
+                    map.insert("nonce".into(), n.into());
+                }
+                if let Some(acr) = &g.acr {
+                    map.insert("acr".into(), acr.clone().into());
+                }
+                if let Some(sid) = &g.session_id {
+                    map.insert("sid".into(), sid.clone().into());
+                }
+                if what.scopes.iter().any(|s| s == "email") {
+                    map.insert("email".into(), user.email.clone().into());
+                    map.insert("email_verified".into(), user.email_verified.into());
+                }
+                if what.scopes.iter().any(|s| s == "profile") {
+                    map.insert("name".into(), user.display_name.clone().into());
+                }
+            }
+            Some(provider.signer.sign("JWT", &c)?)
+        }
+        _ => None,
+    };
+    let refresh_token = match what.refresh_parent {
+        Some(parent_hash) if what.scopes.iter().any(|s| s == "offline_access") && g.user_id.is_some() => {
+            let token = random_token(32);
+            conn.insert_refresh_token(&RefreshTokenRow {
+                token_hash: hash_token(&token),
+                grant_id: g.id.clone(),
+                parent_hash,
+                created_at: now,
+                expires_at: now + Duration::seconds(REFRESH_TOKEN_TTL_SECS),
+                consumed_at: None,
+            })?;
+            Some(token)
+        }
+        _ => None,
+    };
+    Ok(Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+        scope,
+        id_token,
+        refresh_token,
+    }))
+}
+
+/// Dispatches a token request to its grant.
+pub fn exchange(
+    conn: &mut DbConnection,
+    provider: &Provider,
+    now: NaiveDateTime,
+    creds: &ClientCredentials,
+    params: &TokenParams,
+) -> Outcome<TokenResponse> {
+    let client = match authenticate(provider, creds, true) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(e)),
+    };
+    match params.grant_type.as_deref() {
+        Some("authorization_code") => super::grants::authorization_code::redeem(conn, provider, now, client, params),
+        Some("refresh_token") => super::grants::refresh_token::refresh(conn, provider, now, client, params),
+        Some("client_credentials") => super::grants::client_credentials::grant(conn, provider, now, client, params),
+        Some(_) => Ok(Err(err(ErrorCode::UnsupportedGrantType, "This grant type is not supported."))),
+        None => Ok(Err(err(ErrorCode::InvalidRequest, "grant_type is missing."))),
+    }
+}
+
+/// A grant that is known and not revoked.
+pub(crate) fn live_grant(conn: &mut DbConnection, id: &str) -> Result<Option<GrantRow>, StorageError> {
+    Ok(conn.find_grant(id)?.filter(|g| g.revoked_at.is_none()))
+}
+
+/// An access token idp issued that is still good: signature, issuer, expiry, grant.
+pub fn verify_access_token(
+    conn: &mut DbConnection,
+    provider: &Provider,
+    now: NaiveDateTime,
+    token: &str,
+) -> Result<Option<(Value, GrantRow)>, StorageError> {
+    let Some(claims) = provider.signer.verify(token, "at+jwt") else { return Ok(None) };
+    let fresh = claims.get("exp").and_then(Value::as_i64).is_some_and(|e| e > unix(now));
+    if !fresh || claims.get("iss").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
+        return Ok(None);
+    }
+    let Some(grant_id) = claims.get("jti").and_then(Value::as_str).and_then(grant_of_jti) else { return Ok(None) };
+    Ok(live_grant(conn, grant_id)?.map(|g| (claims, g)))
+}

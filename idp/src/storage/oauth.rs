@@ -1,0 +1,149 @@
+//! What idp as an OpenID Provider stores: grants, authorization codes and refresh tokens.
+//! Codes and refresh tokens are kept only as SHA-256; using one marks it consumed rather than
+//! deleting it, so a second use is recognised (and the caller revokes the grant).
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{oauth_codes, oauth_grants, oauth_refresh_tokens};
+use super::{DbConnection, StorageResult};
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[diesel(table_name = oauth_grants)]
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    /// Space-separated, as in OAuth.
+    pub scopes: String,
+    pub auth_time: Option<NaiveDateTime>,
+    /// JSON array of strings.
+    pub amr: String,
+    pub acr: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[diesel(table_name = oauth_codes)]
+pub struct CodeRow {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub consumed_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[diesel(table_name = oauth_refresh_tokens)]
+pub struct RefreshTokenRow {
+    pub token_hash: String,
+    pub grant_id: String,
+    pub parent_hash: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+    pub consumed_at: Option<NaiveDateTime>,
+}
+
+/// The result of using a single-use value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Use<T> {
+    Unknown,
+    /// First use: the row as it was.
+    First(T),
+    /// Used before: the row, so the caller can revoke its grant.
+    Again(T),
+}
+
+pub trait OAuthRepository {
+    fn insert_grant(&mut self, row: &GrantRow) -> StorageResult<()>;
+    fn find_grant(&mut self, id: &str) -> StorageResult<Option<GrantRow>>;
+    /// Revokes a grant (idempotent): every code, refresh and access token of it stops working.
+    fn revoke_grant(&mut self, id: &str, now: NaiveDateTime) -> StorageResult<()>;
+    fn insert_code(&mut self, row: &CodeRow) -> StorageResult<()>;
+    fn use_code(&mut self, code_hash: &str, now: NaiveDateTime) -> StorageResult<Use<CodeRow>>;
+    fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> StorageResult<()>;
+    fn find_refresh_token(&mut self, token_hash: &str) -> StorageResult<Option<RefreshTokenRow>>;
+    fn use_refresh_token(&mut self, token_hash: &str, now: NaiveDateTime) -> StorageResult<Use<RefreshTokenRow>>;
+    /// Removes codes and refresh tokens that expired before `cutoff`, then grants made before
+    /// `cutoff` that nothing hangs off any more. Returns the rows removed.
+    fn purge_oauth(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize>;
+}
+
+impl OAuthRepository for DbConnection {
+    fn insert_grant(&mut self, row: &GrantRow) -> StorageResult<()> {
+        diesel::insert_into(oauth_grants::table).values(row).execute(self)?;
+        Ok(())
+    }
+
+    fn find_grant(&mut self, id: &str) -> StorageResult<Option<GrantRow>> {
+        Ok(oauth_grants::table.find(id).select(GrantRow::as_select()).first(self).optional()?)
+    }
+
+    fn revoke_grant(&mut self, id: &str, now: NaiveDateTime) -> StorageResult<()> {
+        diesel::update(oauth_grants::table.find(id).filter(oauth_grants::revoked_at.is_null()))
+            .set(oauth_grants::revoked_at.eq(now))
+            .execute(self)?;
+        Ok(())
+    }
+
+    fn insert_code(&mut self, row: &CodeRow) -> StorageResult<()> {
+        diesel::insert_into(oauth_codes::table).values(row).execute(self)?;
+        Ok(())
+    }
+
+    fn use_code(&mut self, code_hash: &str, now: NaiveDateTime) -> StorageResult<Use<CodeRow>> {
+        let Some(row) = oauth_codes::table.find(code_hash).select(CodeRow::as_select()).first(self).optional()? else {
+            return Ok(Use::Unknown);
+        };
+        let n = diesel::update(oauth_codes::table.find(code_hash).filter(oauth_codes::consumed_at.is_null()))
+            .set(oauth_codes::consumed_at.eq(now))
+            .execute(self)?;
+        Ok(if n == 1 { Use::First(row) } else { Use::Again(row) })
+    }
+
+    fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> StorageResult<()> {
+        diesel::insert_into(oauth_refresh_tokens::table).values(row).execute(self)?;
+        Ok(())
+    }
+
+    fn find_refresh_token(&mut self, token_hash: &str) -> StorageResult<Option<RefreshTokenRow>> {
+        Ok(oauth_refresh_tokens::table.find(token_hash).select(RefreshTokenRow::as_select()).first(self).optional()?)
+    }
+
+    fn use_refresh_token(&mut self, token_hash: &str, now: NaiveDateTime) -> StorageResult<Use<RefreshTokenRow>> {
+        let Some(row) = self.find_refresh_token(token_hash)? else { return Ok(Use::Unknown) };
+        let n = diesel::update(
+            oauth_refresh_tokens::table.find(token_hash).filter(oauth_refresh_tokens::consumed_at.is_null()),
+        )
+        .set(oauth_refresh_tokens::consumed_at.eq(now))
+        .execute(self)?;
+        Ok(if n == 1 { Use::First(row) } else { Use::Again(row) })
+    }
+
+    fn purge_oauth(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize> {
+        use diesel::dsl::{exists, not};
+        let codes = diesel::delete(oauth_codes::table.filter(oauth_codes::expires_at.le(cutoff))).execute(self)?;
+        let tokens = diesel::delete(oauth_refresh_tokens::table.filter(oauth_refresh_tokens::expires_at.le(cutoff)))
+            .execute(self)?;
+        let grants = diesel::delete(
+            oauth_grants::table
+                .filter(oauth_grants::created_at.le(cutoff))
+                .filter(not(exists(oauth_codes::table.filter(oauth_codes::grant_id.eq(oauth_grants::id)))))
+                .filter(not(exists(
+                    oauth_refresh_tokens::table.filter(oauth_refresh_tokens::grant_id.eq(oauth_grants::id)),
+                ))),
+        )
+        .execute(self)?;
+        Ok(codes + tokens + grants)
+    }
+}

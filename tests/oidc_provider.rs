@@ -1,0 +1,424 @@
+//! idp as an OpenID Provider end to end: a scripted browser signs in through idp, which itself
+//! brokers to the oidc-provider upstream; openid-client (the certified RP) exchanges the code
+//! with PKCE, refreshes and builds the logout URL; jose verifies the tokens against idp's JWKS.
+//! The RFC 9700 negatives are each their own test (more in idp/src/oidc/tests.rs).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+
+use harness::peers::{Browser, Peer, UpstreamClient, oidc_upstream};
+use harness::{Server, TestDb, client, free_port};
+
+const UP_SECRET: &str = "broker-secret-0123456789abcdef";
+const RP_SECRET: &str = "relying-party-secret-0123456789abcdef";
+
+struct World {
+    _db: Option<TestDb>,
+    _dir: tempfile::TempDir,
+    server: Server,
+    _upstream: Peer,
+    rp: String,
+}
+
+fn world() -> World {
+    world_on(None)
+}
+
+fn world_on(db: Option<TestDb>) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let upstream = oidc_upstream(&[UpstreamClient {
+        client_id: "idp-broker",
+        client_secret: UP_SECRET,
+        redirect_uris: vec![format!("{base}/callback/up")],
+    }]);
+    // Nothing listens there: the browser stops at the redirect, as an attacker holding it would.
+    let rp = format!("http://127.0.0.1:{}", free_port());
+    let toml = format!(
+        "signup = \"open\"\n\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\n\
+         client_id = \"idp-broker\"\nclient_secret = \"{UP_SECRET}\"\n\n[[clients]]\nclient_id = \"rp\"\n\
+         client_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\npost_logout_redirect_uris = [\"{rp}/bye\"]\n\n\
+         [[clients]]\nclient_id = \"other\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\n\n\
+         [[clients]]\nclient_id = \"legacy\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\nrequire_pkce = false\n",
+        upstream.base
+    );
+    let config = dir.path().join("idp.toml");
+    std::fs::write(&config, toml).unwrap();
+    let db_url = db.as_ref().map(TestDb::url);
+    let mut env =
+        vec![("IDP_CONFIG", config.to_str().unwrap()), ("RP_SECRET", RP_SECRET), ("IDP_RATE_LIMIT_PER_IP", "10000")];
+    if let Some(url) = &db_url {
+        env.push(("IDP_DATABASE_URL", url));
+    }
+    let server = Server::start_at(dir.path(), port, &env);
+    World { _db: db, _dir: dir, server, _upstream: upstream, rp }
+}
+
+fn rp_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/rp")
+}
+
+impl World {
+    fn node(&self, mode: &str, env: &[(&str, &str)]) -> serde_json::Value {
+        assert!(
+            rp_dir().join("node_modules/openid-client").exists(),
+            "tests/peers/rp is not installed: run ./scripts/test (or npm ci --prefix tests/peers/rp)"
+        );
+        let out = Command::new("node")
+            .arg(rp_dir().join("rp.mjs"))
+            .arg(mode)
+            .env("ISSUER", &self.server.base)
+            .env("CLIENT_ID", "rp")
+            .env("CLIENT_SECRET", RP_SECRET)
+            .env("REDIRECT_URI", format!("{}/cb", self.rp))
+            .env("POST_LOGOUT_REDIRECT_URI", format!("{}/bye", self.rp))
+            .envs(env.iter().copied())
+            .output()
+            .expect("node must be installed");
+        assert!(out.status.success(), "rp.mjs {mode}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Signs the browser in at idp through the upstream and returns the authorize redirect to
+    /// the RP's callback, with what the RP must keep.
+    fn sign_in(&self, browser: &mut Browser) -> (String, serde_json::Value) {
+        let start = self.node("start", &[]);
+        let login = browser.open(start["url"].as_str().unwrap());
+        assert_eq!(login.status, 200);
+        let url = url::Url::parse(&login.url).unwrap();
+        assert_eq!(url.path(), "/login", "no session: idp asks to sign in first");
+        let return_to = url.query_pairs().find(|(k, _)| k == "return_to").unwrap().1.into_owned();
+        assert!(return_to.starts_with("/authorize?"), "{return_to}");
+        let enc: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        let callback = browser.open_until(&self.server.url(&format!("/login/up?return_to={enc}")), &self.rp);
+        (callback, start)
+    }
+
+    fn signed_in(&self, browser: &mut Browser) -> bool {
+        browser.open(&self.server.url("/sessions")).url.ends_with("/sessions")
+    }
+}
+
+#[test]
+fn openid_client_completes_code_pkce_refresh_and_logout_and_jose_verifies_tokens() {
+    let w = world();
+    let mut b = Browser::new();
+    let (callback, start) = w.sign_in(&mut b);
+    assert!(callback.contains("iss="), "RFC 9207 iss in the authorization response: {callback}");
+    let done = w.node(
+        "finish",
+        &[
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!(done["email"], "alice@example.test", "{done}");
+    assert_eq!(done["id_verified"], true, "{done}");
+    assert_eq!(done["access_verified"], true, "{done}");
+    assert_eq!(done["userinfo"]["sub"], done["sub"]);
+    assert_eq!(done["userinfo"]["email"], "alice@example.test");
+    assert_eq!(done["tamper_refused"], true);
+    assert_eq!(done["refreshed"], true, "{done}");
+    assert_eq!(done["refresh_reuse_refused"], true, "{done}");
+    // The reuse revoked the whole family: the refreshed access token is dead too.
+    let r = client()
+        .get(w.server.url("/userinfo"))
+        .bearer_auth(done["refreshed_access_token"].as_str().unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // RP-initiated logout back to the registered URI, with state; the session is gone.
+    assert!(w.signed_in(&mut b));
+    let bye = b.open_until(done["logout_url"].as_str().unwrap(), &format!("{}/bye", w.rp));
+    assert!(bye.contains("state=bye-state"), "{bye}");
+    assert!(!w.signed_in(&mut b), "the session survived the logout");
+}
+
+#[test]
+fn post_logout_redirect_uri_not_registered_is_refused_and_ends_nothing() {
+    let w = world();
+    let mut b = Browser::new();
+    let (callback, start) = w.sign_in(&mut b);
+    let done = w.node(
+        "finish",
+        &[
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    let mut url = url::Url::parse(done["logout_url"].as_str().unwrap()).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "post_logout_redirect_uri" { "https://evil.example/bye".into() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let r = client().get(url.as_str()).header("cookie", "x=y").send().unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    let page = b.open(url.as_str());
+    assert_eq!(page.status, 400);
+    assert!(w.signed_in(&mut b), "a refused logout ended the session");
+}
+
+#[test]
+fn introspection_by_an_unauthenticated_caller_is_refused() {
+    let w = world();
+    for auth in [None, Some(("rp", "wrong-secret")), Some(("nobody", RP_SECRET))] {
+        let mut req = client().post(w.server.url("/introspect")).form(&[("token", "anything")]);
+        if let Some((id, secret)) = auth {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let r = req.send().unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+        let body: serde_json::Value = r.json().unwrap();
+        assert_eq!(body["error"], "invalid_client");
+    }
+    let r = client()
+        .post(w.server.url("/introspect"))
+        .basic_auth("rp", Some(RP_SECRET))
+        .form(&[("token", "x")])
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["active"], false);
+}
+
+#[test]
+fn redirect_uri_variants_are_refused_at_authorize() {
+    let w = world();
+    let good = format!("{}/cb", w.rp);
+    let port: u16 = w.rp.rsplit(':').next().unwrap().parse().unwrap();
+    for bad in [
+        format!("{good}/../evil"),
+        format!("{good}?x=1"),
+        format!("http://evil.example:{port}/cb"),
+        format!("https://127.0.0.1:{port}/cb"),
+        format!("http://127.0.0.1:{}/cb", port.wrapping_add(1)),
+        format!("{good}/"),
+    ] {
+        let enc: String = url::form_urlencoded::byte_serialize(bad.as_bytes()).collect();
+        let r = client()
+            .get(w.server.url(&format!(
+                "/authorize?response_type=code&client_id=rp&scope=openid&redirect_uri={enc}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+            )))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        assert!(r.headers().get("location").is_none(), "{bad}: redirected");
+    }
+}
+
+#[test]
+fn discovery_and_jwks_are_published() {
+    let w = world();
+    let meta: serde_json::Value =
+        client().get(w.server.url("/.well-known/openid-configuration")).send().unwrap().json().unwrap();
+    assert_eq!(meta["issuer"], w.server.base);
+    assert_eq!(meta["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+    let jwks: serde_json::Value = client().get(meta["jwks_uri"].as_str().unwrap()).send().unwrap().json().unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert!(keys.iter().any(|k| k["alg"] == "RS256"));
+    assert!(keys.iter().all(|k| k.get("d").is_none()), "a private member in the JWKS");
+}
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+impl World {
+    /// A browser signed in at idp (through the upstream).
+    fn browser(&self) -> Browser {
+        let mut b = Browser::new();
+        assert_eq!(b.open(&self.server.url("/login/up")).status, 200);
+        assert!(self.signed_in(&mut b));
+        b
+    }
+
+    /// The redirect `/authorize` answers with for `client`, given extra query parameters.
+    fn authorize(&self, b: &mut Browser, client_id: &str, extra: &str) -> url::Url {
+        let cb: String = url::form_urlencoded::byte_serialize(format!("{}/cb", self.rp).as_bytes()).collect();
+        let u = self.server.url(&format!(
+            "/authorize?response_type=code&client_id={client_id}&scope=openid%20offline_access&state=s1&redirect_uri={cb}{extra}"
+        ));
+        url::Url::parse(&b.open_until(&u, &self.rp)).unwrap()
+    }
+
+    fn code(&self, b: &mut Browser, client_id: &str, extra: &str) -> String {
+        let u = self.authorize(b, client_id, extra);
+        u.query_pairs().find(|(k, _)| k == "code").unwrap_or_else(|| panic!("no code: {u}")).1.into_owned()
+    }
+
+    fn token(&self, client_id: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+        let r =
+            client().post(self.server.url("/token")).basic_auth(client_id, Some(RP_SECRET)).form(form).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap())
+    }
+
+    fn redeem(&self, client_id: &str, code: &str, verifier: Option<&str>) -> (u16, serde_json::Value) {
+        let cb = format!("{}/cb", self.rp);
+        let mut form = vec![("grant_type", "authorization_code"), ("code", code), ("redirect_uri", cb.as_str())];
+        if let Some(v) = verifier {
+            form.push(("code_verifier", v));
+        }
+        self.token(client_id, &form)
+    }
+
+    fn userinfo_status(&self, access_token: &str) -> u16 {
+        client().get(self.server.url("/userinfo")).bearer_auth(access_token).send().unwrap().status().as_u16()
+    }
+}
+
+fn error_of(u: &url::Url) -> String {
+    assert!(u.query_pairs().all(|(k, _)| k != "code"), "a code was issued: {u}");
+    u.query_pairs().find(|(k, _)| k == "error").unwrap().1.into_owned()
+}
+
+fn refused(r: &(u16, serde_json::Value)) {
+    assert_eq!(r.0, 400, "{:?}", r.1);
+    assert_eq!(r.1["error"], "invalid_grant");
+    assert!(r.1.get("access_token").is_none() && r.1.get("id_token").is_none());
+}
+
+#[test]
+fn pkce_missing_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    assert_eq!(error_of(&w.authorize(&mut b, "rp", "")), "invalid_request");
+}
+
+#[test]
+fn pkce_plain_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    let u = w.authorize(&mut b, "rp", &format!("&code_challenge={VERIFIER}&code_challenge_method=plain"));
+    assert_eq!(error_of(&u), "invalid_request");
+    let u = w.authorize(&mut b, "rp", &format!("&code_challenge={CHALLENGE}"));
+    assert_eq!(error_of(&u), "invalid_request", "no method means plain");
+}
+
+#[test]
+fn pkce_downgrade_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    // A code issued without a challenge, redeemed with a verifier: the attacker's downgrade.
+    let code = w.code(&mut b, "legacy", "");
+    refused(&w.redeem("legacy", &code, Some(VERIFIER)));
+    // A code issued with a challenge, redeemed without the verifier.
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    refused(&w.redeem("rp", &code, None));
+}
+
+#[test]
+fn code_redeemed_twice_revokes_what_the_first_issued() {
+    let w = world();
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (status, first) = w.redeem("rp", &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{first}");
+    let at = first["access_token"].as_str().unwrap();
+    assert_eq!(w.userinfo_status(at), 200);
+    refused(&w.redeem("rp", &code, Some(VERIFIER)));
+    assert_eq!(w.userinfo_status(at), 401, "the first redemption's access token still works");
+    let rt = first["refresh_token"].as_str().unwrap();
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt)]));
+}
+
+#[test]
+fn code_redeemed_by_another_client_is_refused() {
+    let w = world();
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    refused(&w.redeem("other", &code, Some(VERIFIER)));
+}
+
+#[test]
+fn refresh_token_reused_revokes_the_family() {
+    let w = world();
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (_, first) = w.redeem("rp", &code, Some(VERIFIER));
+    let rt1 = first["refresh_token"].as_str().unwrap();
+    let (status, second) = w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]);
+    assert_eq!(status, 200, "{second}");
+    let rt2 = second["refresh_token"].as_str().unwrap();
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]));
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt2)]));
+    assert_eq!(w.userinfo_status(second["access_token"].as_str().unwrap()), 401);
+}
+
+#[test]
+fn prompt_none_without_a_session_answers_login_required() {
+    let w = world();
+    let mut b = Browser::new();
+    let u = w.authorize(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256&prompt=none"));
+    assert_eq!(error_of(&u), "login_required");
+    assert_eq!(u.query_pairs().find(|(k, _)| k == "iss").unwrap().1, w.server.base.as_str());
+}
+
+/// The single-use and family checks on PostgreSQL too.
+#[test]
+fn replays_revoke_on_postgres() {
+    let w = world_on(Some(TestDb::postgres()));
+    let mut b = w.browser();
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (status, first) = w.redeem("rp", &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{first}");
+    let rt1 = first["refresh_token"].as_str().unwrap();
+    let (status, second) = w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]);
+    assert_eq!(status, 200, "{second}");
+    refused(&w.token("rp", &[("grant_type", "refresh_token"), ("refresh_token", rt1)]));
+    assert_eq!(w.userinfo_status(second["access_token"].as_str().unwrap()), 401);
+    let code = w.code(&mut b, "rp", &format!("&code_challenge={CHALLENGE}&code_challenge_method=S256"));
+    let (status, first) = w.redeem("rp", &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{first}");
+    refused(&w.redeem("rp", &code, Some(VERIFIER)));
+    assert_eq!(w.userinfo_status(first["access_token"].as_str().unwrap()), 401);
+}
+
+#[test]
+fn token_endpoint_answers_in_oauth_terms() {
+    let w = world();
+    let r = client()
+        .post(w.server.url("/token"))
+        .json(&serde_json::json!({"grant_type": "client_credentials"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["error"], "invalid_request");
+    let (status, body) = w.token("rp", &[("grant_type", "password")]);
+    assert_eq!((status, body["error"].as_str()), (400, Some("unsupported_grant_type")));
+    let (status, body) = w.token("rp", &[("grant_type", "client_credentials")]);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    let r = client()
+        .post(w.server.url("/token"))
+        .basic_auth("rp", Some("wrong"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("www-authenticate").is_some());
+    let r = client()
+        .post(w.server.url("/revoke"))
+        .basic_auth("rp", Some(RP_SECRET))
+        .form(&[("token", body["access_token"].as_str().unwrap())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = client()
+        .post(w.server.url("/introspect"))
+        .basic_auth("rp", Some(RP_SECRET))
+        .form(&[("token", body["access_token"].as_str().unwrap())])
+        .send()
+        .unwrap();
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["active"], false, "revoked");
+}

@@ -1,0 +1,73 @@
+// Downstream relying party for idp's OpenID Provider tests: openid-client (OpenID Certified RP)
+// does discovery, code + PKCE, userinfo, refresh and builds the RP-initiated logout URL; jose
+// verifies the ID and access tokens against idp's JWKS. The Rust test plays the browser.
+//
+//   node rp.mjs start             -> {"url", "verifier", "state", "nonce"}
+//   CALLBACK=... VERIFIER=... STATE=... NONCE=... node rp.mjs finish
+//                                 -> {"sub", "email", "userinfo", "refresh_reuse_refused", "logout_url", ...}
+// Env: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, POST_LOGOUT_REDIRECT_URI.
+import * as client from 'openid-client';
+import * as jose from 'jose';
+
+const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, POST_LOGOUT_REDIRECT_URI } = process.env;
+
+const config = await client.discovery(new URL(ISSUER), CLIENT_ID, undefined,
+  client.ClientSecretBasic(CLIENT_SECRET), { execute: [client.allowInsecureRequests] });
+const meta = config.serverMetadata();
+const JWKS = jose.createRemoteJWKSet(new URL(meta.jwks_uri));
+
+async function verifyId(jwt) {
+  const { payload, protectedHeader } = await jose.jwtVerify(jwt, JWKS, { issuer: ISSUER, audience: CLIENT_ID, algorithms: ['RS256'] });
+  return { payload, protectedHeader };
+}
+async function verifyAccess(jwt) {
+  // RFC 9068: typ at+jwt, aud the resource (idp itself by default).
+  const { payload, protectedHeader } = await jose.jwtVerify(jwt, JWKS, { issuer: ISSUER, audience: ISSUER, typ: 'at+jwt', algorithms: ['RS256'] });
+  return { payload, protectedHeader };
+}
+
+const mode = process.argv[2];
+if (mode === 'start') {
+  const verifier = client.randomPKCECodeVerifier();
+  const state = client.randomState();
+  const nonce = client.randomNonce();
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI, scope: 'openid email profile offline_access',
+    code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    state, nonce, unknown_extension: 'ignored',
+  });
+  console.log(JSON.stringify({ url: url.href, verifier, state, nonce }));
+} else if (mode === 'finish') {
+  const out = {};
+  const tokens = await client.authorizationCodeGrant(config, new URL(process.env.CALLBACK), {
+    pkceCodeVerifier: process.env.VERIFIER, expectedState: process.env.STATE, expectedNonce: process.env.NONCE,
+  });
+  const claims = tokens.claims();
+  out.sub = claims.sub;
+  out.email = claims.email;
+  out.sid = claims.sid;
+  out.id_verified = (await verifyId(tokens.id_token)).payload.sub === claims.sub;
+  const at = await verifyAccess(tokens.access_token);
+  out.access_verified = at.payload.sub === claims.sub && at.protectedHeader.typ === 'at+jwt';
+  out.access_token = tokens.access_token;
+  out.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  // Tampering is detected.
+  const [h, , s] = tokens.id_token.split('.');
+  const evil = Buffer.from(JSON.stringify({ ...claims, sub: 'mallory' })).toString('base64url');
+  try { await verifyId(`${h}.${evil}.${s}`); out.tamper_refused = false; } catch { out.tamper_refused = true; }
+  // Refresh with rotation; the old refresh token then no longer works.
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token);
+  out.refreshed = refreshed.refresh_token !== tokens.refresh_token
+    && (await verifyAccess(refreshed.access_token)).payload.sub === claims.sub
+    && (await verifyId(refreshed.id_token)).payload.sub === claims.sub;
+  out.refreshed_access_token = refreshed.access_token;
+  try { await client.refreshTokenGrant(config, tokens.refresh_token); out.refresh_reuse_refused = false; }
+  catch (e) { out.refresh_reuse_refused = e.error === 'invalid_grant'; }
+  out.logout_url = client.buildEndSessionUrl(config, {
+    id_token_hint: refreshed.id_token, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI, state: 'bye-state',
+  }).href;
+  console.log(JSON.stringify(out));
+} else {
+  console.error('usage: node rp.mjs start|finish');
+  process.exit(2);
+}
