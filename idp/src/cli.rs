@@ -327,17 +327,18 @@ fn connector_command(config: Config, cmd: ConnectorCommand) -> Result<(), CliErr
             let mut c: ConnectorConfig =
                 toml::from_str(&text).map_err(|e| CliError::Failed(format!("{}: {}", file.display(), e.message())))?;
             // A secret named by variable or file is read here and stored sealed.
-            if let Some(var) = c.client_secret_env.take() {
-                c.client_secret = Some(
-                    std::env::var(&var)
-                        .map_err(|_| CliError::Failed(format!("environment variable {var} is not set")))?,
-                );
-            }
-            if let Some(path) = c.client_secret_file.take() {
-                let secret =
-                    std::fs::read_to_string(&path).map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))?;
-                c.client_secret = Some(secret.trim_end_matches(['\n', '\r']).to_owned());
-            }
+            let env = |var: &str| std::env::var(var).ok();
+            let secret = crate::connector_config::secret_from(
+                c.client_secret.as_ref(),
+                c.client_secret_env.as_ref(),
+                c.client_secret_file.as_ref(),
+                "connector",
+                &env,
+            )
+            .map_err(|p| CliError::Failed(p.to_string()))?;
+            c.client_secret = secret;
+            c.client_secret_env = None;
+            c.client_secret_file = None;
             let taken = |id: &str| s.connectors.is_fixed(id);
             let spec =
                 s.db.write(|conn| {

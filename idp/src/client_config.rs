@@ -138,28 +138,15 @@ fn resolve_secret(
     key: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<String>, Problem> {
-    let secret = match (&c.client_secret, &c.client_secret_env, &c.client_secret_file) {
-        (None, None, None) => return Ok(None),
-        (Some(s), None, None) => s.clone(),
-        (None, Some(var), None) => env(var).ok_or_else(|| {
-            problem(
-                format!("{key}.client_secret_env"),
-                format!("environment variable {var} is not set"),
-                "the variable to hold the secret",
-            )
-        })?,
-        (None, None, Some(path)) => {
-            std::fs::read_to_string(path).map(|s| s.trim_end_matches(['\n', '\r']).to_owned()).map_err(|e| {
-                problem(format!("{key}.client_secret_file"), format!("{}: {e}", path.display()), "a readable file")
-            })?
-        }
-        _ => {
-            return Err(problem(
-                format!("{key}.client_secret"),
-                "give at most one of client_secret, client_secret_env, client_secret_file",
-                "one source for the secret, or none for a public client",
-            ));
-        }
+    let Some(secret) = crate::connector_config::secret_from(
+        c.client_secret.as_ref(),
+        c.client_secret_env.as_ref(),
+        c.client_secret_file.as_ref(),
+        key,
+        env,
+    )?
+    else {
+        return Ok(None);
     };
     if secret.len() < 32 {
         return Err(problem(

@@ -150,12 +150,17 @@ fn http_url(raw: &str) -> Option<Url> {
 }
 
 /// Resolves a secret given inline, by environment variable, or by file; exactly one.
-fn resolve_secret(
-    c: &ConnectorConfig,
+/// Where a configured secret comes from: given inline, by environment variable, or by file; at
+/// most one. `Ok(None)` when none is given. Shared by connectors and clients.
+pub(crate) fn secret_from(
+    inline: Option<&String>,
+    env_var: Option<&String>,
+    file: Option<&PathBuf>,
     key: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<ClientSecret, Problem> {
-    let secret = match (&c.client_secret, &c.client_secret_env, &c.client_secret_file) {
+) -> Result<Option<String>, Problem> {
+    Ok(Some(match (inline, env_var, file) {
+        (None, None, None) => return Ok(None),
         (Some(s), None, None) => s.clone(),
         (None, Some(var), None) => env(var).ok_or_else(|| {
             problem(
@@ -172,13 +177,27 @@ fn resolve_secret(
         _ => {
             return Err(problem(
                 format!("{key}.client_secret"),
-                "give exactly one of client_secret, client_secret_env, client_secret_file",
+                "give at most one of client_secret, client_secret_env, client_secret_file",
                 "one source for the secret",
             ));
         }
-    };
+    }))
+}
+
+fn resolve_secret(
+    c: &ConnectorConfig,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ClientSecret, Problem> {
+    let secret =
+        secret_from(c.client_secret.as_ref(), c.client_secret_env.as_ref(), c.client_secret_file.as_ref(), key, env)?
+            .unwrap_or_default();
     if secret.is_empty() {
-        return Err(problem(format!("{key}.client_secret"), "is empty", "the client secret the upstream issued"));
+        return Err(problem(
+            format!("{key}.client_secret"),
+            "is missing or empty",
+            "the client secret the upstream issued",
+        ));
     }
     Ok(ClientSecret::new(secret))
 }
