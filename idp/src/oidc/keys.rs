@@ -17,7 +17,10 @@ use crate::storage::{DbConnection, StorageError};
 
 pub struct Signer {
     kid: String,
-    key: PKey<Private>,
+    /// The unsealed PKCS#8, parsed at first use: an idle server never starts OpenSSL (its
+    /// initialisation is a few MiB of resident memory).
+    der: zeroize::Zeroizing<Vec<u8>>,
+    key: std::sync::OnceLock<Option<PKey<Private>>>,
     /// The public JWKs to publish.
     published: Vec<Value>,
 }
@@ -41,21 +44,31 @@ impl Signer {
         let stored = conn.signing_keys()?;
         let key = active(&stored, now).ok_or_else(|| StorageError::Corrupt("no active RS256 signing key".into()))?;
         let der = conn.open_secret(keys, key.secret_id, SecretPurpose::SigningKey)?;
-        let pkey = PKey::private_key_from_pkcs8(&der).map_err(|e| StorageError::Corrupt(e.to_string()))?;
         let published =
             stored.iter().filter(|k| k.retires_at.is_none_or(|r| r > now)).map(|k| k.public_jwk.clone()).collect();
-        Ok(Self { kid: key.kid.clone(), key: pkey, published })
+        Ok(Self { kid: key.kid.clone(), der, key: std::sync::OnceLock::new(), published })
     }
 
     #[cfg(test)]
     pub fn generate_for_tests() -> Self {
         let g = crate::crypto::signing::generate(SigningAlgorithm::Rs256).unwrap_or_else(|_| std::process::abort());
-        let key = PKey::private_key_from_pkcs8(&g.private_pkcs8).unwrap_or_else(|_| std::process::abort());
-        Self { kid: g.kid, key, published: vec![g.public_jwk] }
+        Self { kid: g.kid, der: g.private_pkcs8, key: std::sync::OnceLock::new(), published: vec![g.public_jwk] }
     }
 
     pub fn jwks(&self) -> Value {
         json!({ "keys": self.published })
+    }
+
+    fn key(&self) -> Option<&PKey<Private>> {
+        self.key
+            .get_or_init(|| match PKey::private_key_from_pkcs8(&self.der) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    tracing::error!(error = %e, kid = %self.kid, "the signing key does not parse");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     /// A compact JWS over `claims` with the given `typ`.
@@ -64,7 +77,8 @@ impl Signer {
         let input =
             format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
         let fail = |e: openssl::error::ErrorStack| StorageError::Corrupt(format!("signing: {e}"));
-        let mut s = OsslSigner::new(MessageDigest::sha256(), &self.key).map_err(fail)?;
+        let key = self.key().ok_or_else(|| StorageError::Corrupt("the signing key does not parse".into()))?;
+        let mut s = OsslSigner::new(MessageDigest::sha256(), key).map_err(fail)?;
         s.update(input.as_bytes()).map_err(fail)?;
         let sig = s.sign_to_vec().map_err(fail)?;
         Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig)))
@@ -82,7 +96,7 @@ impl Signer {
             return None;
         }
         let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
-        let mut v = Verifier::new(MessageDigest::sha256(), &self.key).ok()?;
+        let mut v = Verifier::new(MessageDigest::sha256(), self.key()?).ok()?;
         v.update(format!("{h}.{p}").as_bytes()).ok()?;
         if !v.verify(&sig).ok()? {
             return None;
