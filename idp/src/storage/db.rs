@@ -140,12 +140,17 @@ pub type Conn = PooledConnection<Manager>;
 impl Db {
     /// Opens the pool and checks that one connection can be made.
     pub fn open(url: &DatabaseUrl, max_connections: u32) -> Result<Db, StorageError> {
+        // OpenSSL is initialised once, before the pool's threads: libpq negotiates TLS from them,
+        // and racing OpenSSL's first initialisation there crashed about one start in thirty.
+        openssl::init();
         if let DatabaseUrl::Sqlite(path) = url {
             create_private_file(path).map_err(|e| StorageError::Unavailable(format!("{}: {e}", path.display())))?;
         }
         let pool = Pool::builder()
             .max_size(max_connections.max(1))
-            .min_idle(Some(1))
+            // No idle connections made in the background: a CLI command that exits while the pool
+            // fills itself from another thread crashed in libpq at exit (about once in a hundred).
+            .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(5))
             .build(Manager { url: url.clone() })
             .map_err(|e| StorageError::Unavailable(format!("{}: {e}", url.redacted())))?;
