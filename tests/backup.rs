@@ -40,7 +40,7 @@ fn deployment(t: &TestDb, dir: &Path) -> AppState {
 }
 
 /// Fills every table: users, external identities, an organisation with a project, a custom
-/// role and members, sealed secrets, a session, OAuth grants, codes and refresh tokens, rate limits (settings, signing keys and audit
+/// role and members, sealed secrets, a session, OAuth grants, codes and refresh tokens, API tokens, rate limits (settings, signing keys and audit
 /// events come with the start).
 fn populate(s: &AppState) -> String {
     let now = s.clock.now_naive();
@@ -134,6 +134,27 @@ fn populate(s: &AppState) -> String {
             expires_at: now,
             consumed_at: None,
         })
+    })
+    .unwrap();
+    s.db.write(|c| {
+        use idp::admin::tokens::{self, Caller, NewToken};
+        let issued = tokens::create(
+            c,
+            &s.auditor,
+            now,
+            Caller::Operator,
+            &NewToken {
+                kind: idp::tokens::TokenKind::Service,
+                name: "deploy bot",
+                organisation: org.slug.as_str(),
+                project: Some(project.slug.as_str()),
+                user: None,
+                scopes: [Permission::AuditRead].into(),
+                lifetime_days: Some(30),
+            },
+        )?;
+        tokens::rotate(c, &s.auditor, now, Caller::Operator, &issued.token.id.to_string(), 1)?;
+        tokens::set_max_lifetime(c, &s.auditor, now, Caller::Operator, org.slug.as_str(), 90)
     })
     .unwrap();
     s.db.write(|c| s.limiter.hit(c, "auth", Subject::Ip("192.0.2.7".parse().unwrap()), now.and_utc().timestamp()))

@@ -54,6 +54,8 @@ pub struct AppState {
     pub backups: Arc<crate::backup::schedule::BackupStatus>,
     /// idp as an OpenID Provider: issuer, clients, the opened signing key.
     pub oidc: crate::oidc::Provider,
+    /// API token validation, with its in-process cache.
+    pub tokens: Arc<crate::tokens::Validator>,
 }
 
 /// Opens the database without migrating it (restore runs the migrations itself); creates the
@@ -208,6 +210,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
+    let config_tokens_ttl = config.tokens.cache_ttl;
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -220,6 +223,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         passwords: Arc::new(crate::crypto::password::PasswordHasher::new(hash_permits)),
         backups: Arc::default(),
         oidc,
+        tokens: Arc::new(crate::tokens::Validator::new(config_tokens_ttl)),
     })
 }
 

@@ -49,6 +49,9 @@ pub enum Command {
     /// Manage the keys idp holds.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// API tokens: create, list, rotate, revoke (docs/api-tokens.md).
+    #[command(subcommand)]
+    Token(crate::cli_token::TokenCommand),
     /// Encrypted backups: create, verify (a restore rehearsal), restore, list. See docs/backups.md.
     #[command(subcommand)]
     Backup(BackupCommand),
@@ -298,6 +301,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Connector(cmd) => connector_command(config, cmd),
+        Command::Token(cmd) => crate::cli_token::run(config, cmd),
         Command::Keys(KeysCommand::RotateMaster) => {
             let s = state(config)?;
             let report = rotate_master(&s.db, &s.keys, &s.auditor, s.clock.as_ref(), None).map_err(failed)?;

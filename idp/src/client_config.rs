@@ -47,7 +47,7 @@ pub struct ClientConfig {
     pub post_logout_redirect_uris: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
-    /// The project (slug) the client belongs to.
+    /// The project the client belongs to: `organisation-slug/project-slug` or a project id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project: Option<String>,
     #[serde(default = "yes")]
@@ -244,11 +244,14 @@ pub fn validate_clients(
             ));
         }
         if let Some(p) = &c.project {
-            if crate::domain::organisation::Slug::parse(p).is_err() {
+            let slug = |s: &str| crate::domain::organisation::Slug::parse(s).is_ok();
+            let well_formed = p.parse::<crate::domain::ProjectId>().is_ok()
+                || p.split_once('/').is_some_and(|(o, pr)| slug(o) && slug(pr));
+            if !well_formed {
                 problems.push(problem(
                     format!("{key}.project"),
-                    format!("{p:?} is not a project slug"),
-                    "a slug such as billing",
+                    format!("{p:?} names no project"),
+                    "organisation/project slugs such as acme/billing, or a project id",
                 ));
             }
         }

@@ -38,6 +38,7 @@ pub struct ConfigFile {
     pub signup: SignupMode,
     pub signup_domains: Vec<String>,
     pub session: SessionConfig,
+    pub tokens: TokensConfig,
     pub audit: AuditConfig,
     pub rate_limit: RateLimitConfig,
     pub http: HttpConfig,
@@ -118,6 +119,25 @@ pub struct SessionConfig {
     pub absolute_timeout: Duration,
 }
 
+/// API tokens and idp's own signing keys.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// How long a validated API token is remembered in process; bounds how long another
+    /// instance's revocation can go unseen (this instance's own revocations are seen at once).
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// How often a new signing key takes over.
+    #[serde(with = "humantime_serde")]
+    pub signing_key_rotation: Duration,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self { cache_ttl: Duration::from_secs(2), signing_key_rotation: Duration::from_secs(30 * 24 * 3600) }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuditConfig {
@@ -178,6 +198,7 @@ impl Default for ConfigFile {
             connectors: Vec::new(),
             clients: Vec::new(),
             session: SessionConfig::default(),
+            tokens: TokensConfig::default(),
             audit: AuditConfig::default(),
             rate_limit: RateLimitConfig::default(),
             http: HttpConfig::default(),
@@ -248,6 +269,8 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("signup_domains", KeyKind::List),
     ("session.idle_timeout", KeyKind::Text),
     ("session.absolute_timeout", KeyKind::Text),
+    ("tokens.cache_ttl", KeyKind::Text),
+    ("tokens.signing_key_rotation", KeyKind::Text),
     ("audit.retention_days", KeyKind::Integer),
     ("rate_limit.window", KeyKind::Text),
     ("rate_limit.per_ip", KeyKind::Integer),
@@ -332,6 +355,7 @@ pub struct Config {
     /// The relying parties idp serves as an OpenID Provider.
     pub clients: Vec<ClientSpec>,
     pub session: SessionConfig,
+    pub tokens: TokensConfig,
     pub audit: AuditConfig,
     pub rate_limit: RateLimitConfig,
     pub max_body_bytes: usize,
@@ -553,6 +577,12 @@ fn validate(
             "a duration at least as long as the idle timeout, such as 12h",
         ));
     }
+    if f.tokens.cache_ttl > Duration::from_secs(60) {
+        p.push(problem("tokens.cache_ttl", "is longer than a minute", "0s (no cache) to 60s, such as 2s"));
+    }
+    if f.tokens.signing_key_rotation < Duration::from_secs(3600) {
+        p.push(problem("tokens.signing_key_rotation", "is shorter than an hour", "a duration such as 30d"));
+    }
     if f.audit.retention_days == 0 {
         p.push(problem("audit.retention_days", "0 would delete every event at once", "a number of days, at least 1"));
     }
@@ -740,6 +770,7 @@ fn validate(
             connectors,
             clients,
             session: f.session,
+            tokens: f.tokens,
             audit: f.audit,
             rate_limit: f.rate_limit,
             max_body_bytes: f.http.max_body_bytes,

@@ -120,7 +120,9 @@ fn key_list_matches_struct_and_docs() {
             (_, KeyKind::Integer) => toml::Value::Integer(1),
             (_, KeyKind::Bool) => toml::Value::Boolean(true),
             (_, KeyKind::List) => toml::Value::Array(vec![]),
-            (k, KeyKind::Text) if k.ends_with("timeout") || k.ends_with("window") => toml::Value::String("1m".into()),
+            (k, KeyKind::Text) if ["timeout", "window", "ttl", "rotation"].iter().any(|s| k.ends_with(s)) => {
+                toml::Value::String("1m".into())
+            }
             (&"log.format", _) => toml::Value::String("json".into()),
             (&"signup", _) => toml::Value::String("open".into()),
             _ => toml::Value::String("x".into()),
@@ -255,7 +257,7 @@ client_id = "app"
 client_secret_env = "APP_SECRET"
 redirect_uris = ["https://app.example.com/cb"]
 post_logout_redirect_uris = ["https://app.example.com/bye"]
-project = "billing"
+project = "acme/billing"
 require_pkce = false
 
 [[clients]]

@@ -1,6 +1,8 @@
 //! Administrative use cases. Callers prove their rights by the `Actor` they pass; the CLI is
 //! the operator and may do everything. Authorisation for organisation admins lands here too.
 
+pub mod access;
 pub mod connectors;
 pub mod keys;
 pub mod organisations;
+pub mod tokens;

@@ -15,6 +15,8 @@ pub enum AdminError {
     Invalid(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    #[error("not allowed: {0}")]
+    Forbidden(&'static str),
     #[error("{0}")]
     Conflict(String),
     #[error(transparent)]
@@ -115,7 +117,7 @@ pub fn create_project(
 
 /// Removes a member, refusing to remove an organisation's last owner.
 pub fn remove_organisation_member(
-    conn: &mut (impl OrganisationRepository + AuditRepository),
+    conn: &mut (impl OrganisationRepository + AuditRepository + crate::storage::api_tokens::ApiTokenRepository),
     auditor: &Auditor,
     now: NaiveDateTime,
     actor: Actor,
@@ -132,6 +134,14 @@ pub fn remove_organisation_member(
         StorageError::NotFound => AdminError::NotFound("membership"),
         other => other.into(),
     })?;
-    auditor.record(conn, now, Event::new(actor, Action::MemberRemoved).target(org).detail("user", user.to_string()))?;
+    let revoked = super::tokens::revoke_lapsed(conn, user, now)?;
+    auditor.record(
+        conn,
+        now,
+        Event::new(actor, Action::MemberRemoved)
+            .target(org)
+            .detail("user", user.to_string())
+            .detail("tokens_revoked", revoked),
+    )?;
     Ok(())
 }

@@ -21,6 +21,8 @@ pub enum Actor {
     /// An operator at the command line.
     Cli,
     User(UserId),
+    /// An API token (service and organisation tokens act as themselves).
+    Token(crate::domain::ApiTokenId),
     /// Someone not (yet) authenticated.
     Anonymous,
 }
@@ -31,6 +33,7 @@ impl Actor {
             Actor::System => "system".into(),
             Actor::Cli => "cli".into(),
             Actor::User(id) => format!("user:{id}"),
+            Actor::Token(id) => format!("token:{id}"),
             Actor::Anonymous => "anonymous".into(),
         }
     }
@@ -62,6 +65,14 @@ pub enum Action {
     BackupCreated,
     BackupVerified,
     BackupRestored,
+    TokenCreated,
+    TokenRotated,
+    TokenRevoked,
+    TokenPolicySet,
+    ClientCreated,
+    ClientDeleted,
+    ClientSecretRotated,
+    SigningKeyRotated,
 }
 
 impl Action {
@@ -90,6 +101,14 @@ impl Action {
             Action::BackupCreated => "backup.created",
             Action::BackupVerified => "backup.verified",
             Action::BackupRestored => "backup.restored",
+            Action::TokenCreated => "token.created",
+            Action::TokenRotated => "token.rotated",
+            Action::TokenRevoked => "token.revoked",
+            Action::TokenPolicySet => "token.policy_set",
+            Action::ClientCreated => "client.created",
+            Action::ClientDeleted => "client.deleted",
+            Action::ClientSecretRotated => "client.secret_rotated",
+            Action::SigningKeyRotated => "keys.signing_rotated",
         }
     }
 }

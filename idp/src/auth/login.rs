@@ -149,7 +149,13 @@ fn may_sign_up(signup: &Signup, email: &str) -> bool {
 
 /// Finds or creates the account for a verified upstream identity and starts a session.
 pub fn complete(
-    conn: &mut (impl UserRepository + SessionRepository + AuditRepository + OrganisationRepository),
+    conn: &mut (
+             impl UserRepository
+             + SessionRepository
+             + AuditRepository
+             + OrganisationRepository
+             + crate::storage::api_tokens::ApiTokenRepository
+         ),
     auditor: &Auditor,
     policy: LoginPolicy<'_>,
     now: NaiveDateTime,

@@ -48,7 +48,7 @@ pub enum Change {
 }
 
 pub fn sync(
-    conn: &mut (impl OrganisationRepository + AuditRepository),
+    conn: &mut (impl OrganisationRepository + AuditRepository + crate::storage::api_tokens::ApiTokenRepository),
     auditor: &Auditor,
     now: NaiveDateTime,
     user: UserId,
@@ -123,6 +123,9 @@ pub fn sync(
         };
         auditor.record(conn, now, event)?;
         changes.push(change);
+    }
+    if changes.iter().any(|c| matches!(c, Change::Removed { .. })) {
+        crate::admin::tokens::revoke_lapsed(conn, user, now)?;
     }
     Ok(changes)
 }

@@ -41,11 +41,39 @@ fn network_of(ip: IpAddr) -> String {
 pub struct RateLimiter {
     config: RateLimitConfig,
     pseudonymiser: Pseudonymiser,
+    /// Networks that failed client authentication on this instance lately (network -> unix
+    /// time it stops being suspect). Endpoints that apps call at high rates (token,
+    /// introspection) count only these in the database; a well-behaved client never waits
+    /// for a write.
+    suspects: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, i64>>>,
 }
+
+/// Suspects kept at most; beyond it the oldest half is dropped.
+const MAX_SUSPECTS: usize = 100_000;
 
 impl RateLimiter {
     pub fn new(config: RateLimitConfig, pseudonymiser: Pseudonymiser) -> Self {
-        Self { config, pseudonymiser }
+        Self { config, pseudonymiser, suspects: Default::default() }
+    }
+
+    /// Whether `ip` failed authentication within the last window (on this instance).
+    pub fn is_suspect(&self, ip: IpAddr, now: i64) -> bool {
+        let Ok(map) = self.suspects.lock() else { return true };
+        if map.is_empty() {
+            return false;
+        }
+        map.get(&network_of(ip)).is_some_and(|until| *until > now)
+    }
+
+    /// Remembers a failed authentication from `ip`.
+    pub fn mark_suspect(&self, ip: IpAddr, now: i64) {
+        let window = i64::try_from(self.config.window.as_secs()).unwrap_or(i64::MAX).max(1);
+        if let Ok(mut map) = self.suspects.lock() {
+            if map.len() >= MAX_SUSPECTS {
+                map.retain(|_, until| *until > now);
+            }
+            map.insert(network_of(ip), now.saturating_add(window));
+        }
     }
 
     /// Counts one attempt by `subject` on the endpoint family `scope` at `now` (unix seconds).

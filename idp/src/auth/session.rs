@@ -13,6 +13,7 @@ use crate::domain::session::Session;
 use crate::domain::{SessionId, UserId};
 use crate::storage::StorageResult;
 use crate::storage::audit::AuditRepository;
+use crate::storage::oauth::OAuthRepository;
 use crate::storage::sessions::{NewSession, SessionRepository};
 
 /// The cookie value of a new session. Never logged, never stored.
@@ -99,7 +100,7 @@ pub fn resolve(
 
 /// Ends one of the user's own sessions; an id that is not theirs ends nothing.
 pub fn end(
-    conn: &mut (impl SessionRepository + AuditRepository),
+    conn: &mut (impl SessionRepository + AuditRepository + OAuthRepository),
     auditor: &Auditor,
     now: NaiveDateTime,
     user: UserId,
@@ -109,6 +110,8 @@ pub fn end(
 ) -> StorageResult<bool> {
     let ended = conn.delete_session_of_user(user, id)?;
     if ended {
+        // What apps were given from the session ends with it.
+        conn.revoke_session_grants(id, now)?;
         auditor.record(conn, now, Event::new(Actor::User(user), action).target(id).source(ip))?;
     }
     Ok(ended)
@@ -127,13 +130,14 @@ pub fn end_previous(conn: &mut impl SessionRepository, previous_token: Option<&s
 
 /// Ends every session of a user (an admin action, or deprovisioning).
 pub fn end_all(
-    conn: &mut (impl SessionRepository + AuditRepository),
+    conn: &mut (impl SessionRepository + AuditRepository + OAuthRepository),
     auditor: &Auditor,
     now: NaiveDateTime,
     actor: Actor,
     user: UserId,
 ) -> StorageResult<usize> {
     let n = conn.delete_sessions_of_user(user)?;
+    conn.revoke_user_grants(user, now)?;
     auditor.record(conn, now, Event::new(actor, Action::SessionEnded).target(user).detail("sessions", n))?;
     Ok(n)
 }

@@ -93,6 +93,10 @@ id_type!(
     SecretId
 );
 id_type!(AuditEventId);
+id_type!(
+    /// An API token's public handle (never its secret).
+    ApiTokenId
+);
 
 #[cfg(test)]
 mod tests {

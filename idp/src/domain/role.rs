@@ -25,10 +25,12 @@ pub enum Permission {
     TokensManage,
     PolicyManage,
     AuditRead,
+    /// Provision users and groups over SCIM (organisation tokens).
+    ScimProvision,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::OrganisationRead,
         Permission::OrganisationManage,
         Permission::OrganisationDelete,
@@ -42,6 +44,7 @@ impl Permission {
         Permission::TokensManage,
         Permission::PolicyManage,
         Permission::AuditRead,
+        Permission::ScimProvision,
     ];
 }
 

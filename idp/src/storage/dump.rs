@@ -11,6 +11,7 @@ use std::io::{BufRead, Write};
 
 use diesel::prelude::*;
 
+use super::api_tokens::{ApiTokenPolicyRow, ApiTokenRow, ApiTokenSecretRow};
 use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
 use super::models::*;
@@ -154,6 +155,9 @@ backed_up_tables! {
     oauth_refresh_tokens: RefreshTokenRow,
     signing_keys: SigningKeyRow,
     organisation_connectors: OrganisationConnectorRow,
+    api_tokens: ApiTokenRow,
+    api_token_secrets: ApiTokenSecretRow,
+    api_token_policies: ApiTokenPolicyRow,
     audit_events: AuditEventRow,
     rate_limits: RateLimitRow,
 }

@@ -5,6 +5,7 @@
 //! own: the caller decides the unit of work with [`Db::write`], so an audit event lands in the
 //! same transaction as the change it records.
 
+pub mod api_tokens;
 pub mod audit;
 pub mod connectors;
 mod db;

@@ -69,6 +69,10 @@ pub trait OAuthRepository {
     fn find_grant(&mut self, id: &str) -> StorageResult<Option<GrantRow>>;
     /// Revokes a grant (idempotent): every code, refresh and access token of it stops working.
     fn revoke_grant(&mut self, id: &str, now: NaiveDateTime) -> StorageResult<()>;
+    /// Revokes every grant of a user (deprovisioning); returns how many were live.
+    fn revoke_user_grants(&mut self, user: crate::domain::UserId, now: NaiveDateTime) -> StorageResult<usize>;
+    /// Revokes the grants that came from one session (its logout or end).
+    fn revoke_session_grants(&mut self, session: crate::domain::SessionId, now: NaiveDateTime) -> StorageResult<usize>;
     fn insert_code(&mut self, row: &CodeRow) -> StorageResult<()>;
     fn use_code(&mut self, code_hash: &str, now: NaiveDateTime) -> StorageResult<Use<CodeRow>>;
     fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> StorageResult<()>;
@@ -94,6 +98,26 @@ impl OAuthRepository for DbConnection {
             .set(oauth_grants::revoked_at.eq(now))
             .execute(self)?;
         Ok(())
+    }
+
+    fn revoke_user_grants(&mut self, user: crate::domain::UserId, now: NaiveDateTime) -> StorageResult<usize> {
+        Ok(diesel::update(
+            oauth_grants::table
+                .filter(oauth_grants::user_id.eq(user.to_string()))
+                .filter(oauth_grants::revoked_at.is_null()),
+        )
+        .set(oauth_grants::revoked_at.eq(now))
+        .execute(self)?)
+    }
+
+    fn revoke_session_grants(&mut self, session: crate::domain::SessionId, now: NaiveDateTime) -> StorageResult<usize> {
+        Ok(diesel::update(
+            oauth_grants::table
+                .filter(oauth_grants::session_id.eq(session.to_string()))
+                .filter(oauth_grants::revoked_at.is_null()),
+        )
+        .set(oauth_grants::revoked_at.eq(now))
+        .execute(self)?)
     }
 
     fn insert_code(&mut self, row: &CodeRow) -> StorageResult<()> {

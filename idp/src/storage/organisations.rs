@@ -46,6 +46,7 @@ pub trait OrganisationRepository {
         now: NaiveDateTime,
     ) -> StorageResult<CustomRole>;
     fn list_custom_roles(&mut self, org: OrganisationId) -> StorageResult<Vec<CustomRole>>;
+    fn find_custom_role(&mut self, id: CustomRoleId) -> StorageResult<Option<CustomRole>>;
 
     /// Adds the user to the organisation or changes their role (an administrator's doing).
     fn set_organisation_member(
@@ -248,6 +249,16 @@ impl OrganisationRepository for DbConnection {
         };
         diesel::insert_into(custom_roles::table).values(&row).execute(self)?;
         custom_role(row)
+    }
+
+    fn find_custom_role(&mut self, id: CustomRoleId) -> StorageResult<Option<CustomRole>> {
+        custom_roles::table
+            .find(id.to_string())
+            .select(CustomRoleRow::as_select())
+            .first(self)
+            .optional()?
+            .map(custom_role)
+            .transpose()
     }
 
     fn list_custom_roles(&mut self, org: OrganisationId) -> StorageResult<Vec<CustomRole>> {

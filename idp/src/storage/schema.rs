@@ -250,3 +250,41 @@ diesel::table! {
 diesel::joinable!(oauth_codes -> oauth_grants (grant_id));
 diesel::joinable!(oauth_refresh_tokens -> oauth_grants (grant_id));
 diesel::allow_tables_to_appear_in_same_query!(oauth_grants, oauth_codes, oauth_refresh_tokens, users);
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        organisation_id -> Text,
+        project_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        created_by -> Nullable<Text>,
+        scopes -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        last_used_source -> Nullable<Text>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_token_secrets (secret_hash) {
+        secret_hash -> Text,
+        token_id -> Text,
+        created_at -> Timestamp,
+        expires_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    api_token_policies (organisation_id) {
+        organisation_id -> Text,
+        max_lifetime_days -> Integer,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(api_token_secrets -> api_tokens (token_id));
+diesel::allow_tables_to_appear_in_same_query!(api_tokens, api_token_secrets, api_token_policies);

@@ -153,3 +153,48 @@ pub async fn auth_rate_limit(
     }
     Ok(next.call(req).await?.map_into_boxed_body())
 }
+
+/// Rate limit for the client-authenticated endpoints (token, introspection, revocation):
+/// a network is counted once it has failed client authentication, and from then on every
+/// request of it counts until the window passes. Guessing secrets is limited exactly as at
+/// the login endpoints; an app that authenticates correctly never waits for the database.
+pub async fn client_auth_rate_limit(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let Some(ip) = super::client_ip::client_ip(req.request(), &state.config.trusted_proxies) else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let now = state.clock.now().timestamp();
+    let suspect = state.limiter.is_suspect(ip, now);
+    if suspect {
+        let s = state.clone();
+        let verdict = web::block(move || s.db.write(|conn| s.limiter.hit(conn, "auth", Subject::Ip(ip), now))).await;
+        match verdict {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(limited))) => {
+                let res = WebError::RateLimited { retry_after_secs: limited.retry_after_secs }.error_response();
+                return Ok(req.into_response(res));
+            }
+            Ok(Err(e)) => return Ok(req.into_response(WebError::from(e).error_response())),
+            Err(e) => return Ok(req.into_response(WebError::from(e).error_response())),
+        }
+    }
+    let res = next.call(req).await?.map_into_boxed_body();
+    if res.status() == actix_web::http::StatusCode::UNAUTHORIZED {
+        state.limiter.mark_suspect(ip, now);
+        if !suspect {
+            // The first failure is counted too, so the limit is the same as for suspects.
+            let s = state.clone();
+            let counted =
+                web::block(move || s.db.write(|conn| s.limiter.hit(conn, "auth", Subject::Ip(ip), now))).await;
+            if !matches!(counted, Ok(Ok(_))) {
+                tracing::warn!("could not count a failed client authentication");
+            }
+        }
+    }
+    Ok(res)
+}

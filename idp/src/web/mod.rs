@@ -62,15 +62,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/userinfo", web::get().to(oidc::userinfo))
         .route("/userinfo", web::post().to(oidc::userinfo))
         .route("/logout", web::get().to(oidc::logout))
-        // Client authentication endpoints: rate limited per client IP.
-        .service(web::resource("/token").wrap(from_fn(middleware::auth_rate_limit)).route(web::post().to(oidc::token)))
+        // Client authentication endpoints: rate limited per client IP once it fails.
+        .service(
+            web::resource("/token")
+                .wrap(from_fn(middleware::client_auth_rate_limit))
+                .route(web::post().to(oidc::token)),
+        )
         .service(
             web::resource("/introspect")
-                .wrap(from_fn(middleware::auth_rate_limit))
+                .wrap(from_fn(middleware::client_auth_rate_limit))
                 .route(web::post().to(oidc::introspect)),
         )
         .service(
-            web::resource("/revoke").wrap(from_fn(middleware::auth_rate_limit)).route(web::post().to(oidc::revoke)),
+            web::resource("/revoke")
+                .wrap(from_fn(middleware::client_auth_rate_limit))
+                .route(web::post().to(oidc::revoke)),
         )
         .route("/sessions", web::get().to(routes::sessions_page))
         .route("/sessions/{id}/end", web::post().to(routes::end_session))

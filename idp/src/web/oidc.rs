@@ -176,6 +176,9 @@ pub async fn introspect(
     let f = form.into_inner();
     let creds = credentials(&req, f.client_id, f.client_secret);
     let token = f.token.unwrap_or_default();
+    if crate::tokens::format::parse(&token).is_some() {
+        return introspect_api_token(&req, state, &creds, token).await;
+    }
     let s = state.clone();
     let r = web::block(move || {
         let now = s.clock.now_naive();
@@ -185,6 +188,80 @@ pub async fn introspect(
     .map_err(WebError::from)
     .and_then(|r| r.map_err(WebError::from));
     outcome(r, |v| json_no_store(&v))
+}
+
+/// The hot path: a cached API token is answered without touching the database.
+async fn introspect_api_token(
+    req: &HttpRequest,
+    state: web::Data<AppState>,
+    creds: &ClientCredentials,
+    token: String,
+) -> HttpResponse {
+    let project_ref = match token::authenticate(&state.oidc, creds, false) {
+        Ok(c) => c.project.clone(),
+        Err(e) => return oauth_error(&e),
+    };
+    let now = state.clock.now_naive();
+    let cached = state.tokens.cached(&token, now).ok().flatten();
+    let known_project = project_ref.as_deref().map(|r| state.tokens.client_project(r));
+    let (principal, touch, client_project) = match (cached, known_project) {
+        (Some(hit), None) => (Some(hit.principal), hit.touch, None),
+        (Some(hit), Some(Some(p))) => (Some(hit.principal), hit.touch, Some(Some(p))),
+        _ => {
+            let s = state.clone();
+            let r = web::block(move || {
+                s.db.read(|conn| {
+                    let project = match &project_ref {
+                        Some(r) => Some(s.tokens.resolve_client_project(conn, r)?),
+                        None => None,
+                    };
+                    let principal = s.tokens.validate(conn, &token, now).ok();
+                    Ok::<_, crate::storage::StorageError>((principal, project))
+                })
+            })
+            .await
+            .map_err(WebError::from)
+            .and_then(|r| r.map_err(WebError::from));
+            match r {
+                Ok((principal, project)) => (principal, true, project),
+                Err(e) => {
+                    tracing::error!(error = %e, "introspection failed");
+                    return oauth_error(&OAuthError::new(
+                        ErrorCode::ServerError,
+                        "The server could not complete the request.",
+                    ));
+                }
+            }
+        }
+    };
+    let Some(p) = principal.filter(|p| crate::tokens::visible_to(client_project, p)) else {
+        return json_no_store(&introspection::inactive());
+    };
+    if touch {
+        record_token_use(&state, req, &p);
+    }
+    json_no_store(&introspection::api_token_response(&state.oidc, &p))
+}
+
+/// Writes a token's last use, off the request path (at most once a minute per token).
+fn record_token_use(state: &web::Data<AppState>, req: &HttpRequest, p: &crate::tokens::ApiPrincipal) {
+    let source = client_ip(req, &state.config.trusted_proxies).map(|ip| {
+        state.auditor.pseudonymiser().pseudonymise(crate::crypto::pseudonym::Datum::IpAddress, &ip.to_string())
+    });
+    let (s, id) = (state.clone(), p.token_id.to_string());
+    actix_web::rt::spawn(async move {
+        let r = web::block(move || {
+            let now = s.clock.now_naive();
+            s.db.write(|conn| {
+                use crate::storage::api_tokens::ApiTokenRepository;
+                conn.touch_api_token(&id, now, source.as_deref())
+            })
+        })
+        .await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "could not record an API token's last use");
+        }
+    });
 }
 
 pub async fn revoke(

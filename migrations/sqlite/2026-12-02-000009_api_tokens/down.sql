@@ -1,0 +1,3 @@
+DROP TABLE api_token_policies;
+DROP TABLE api_token_secrets;
+DROP TABLE api_tokens;
