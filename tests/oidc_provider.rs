@@ -21,6 +21,8 @@ struct World {
     server: Server,
     _upstream: Peer,
     rp: String,
+    /// The server's environment, for running the CLI against the same deployment.
+    env: Vec<(String, String)>,
 }
 
 fn world() -> World {
@@ -28,6 +30,10 @@ fn world() -> World {
 }
 
 fn world_on(db: Option<TestDb>) -> World {
+    world_with(db, &[])
+}
+
+fn world_with(db: Option<TestDb>, extra_env: &[(&str, &str)]) -> World {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -54,8 +60,10 @@ fn world_on(db: Option<TestDb>) -> World {
     if let Some(url) = &db_url {
         env.push(("IDP_DATABASE_URL", url));
     }
+    env.extend_from_slice(extra_env);
     let server = Server::start_at(dir.path(), port, &env);
-    World { _db: db, _dir: dir, server, _upstream: upstream, rp }
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    World { _db: db, _dir: dir, server, _upstream: upstream, rp, env }
 }
 
 fn rp_dir() -> std::path::PathBuf {
@@ -421,4 +429,105 @@ fn token_endpoint_answers_in_oauth_terms() {
         .send()
         .unwrap();
     assert_eq!(r.json::<serde_json::Value>().unwrap()["active"], false, "revoked");
+}
+
+impl World {
+    fn jwks_kids(&self) -> Vec<String> {
+        let jwks: serde_json::Value = client().get(self.server.url("/jwks")).send().unwrap().json().unwrap();
+        jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+    }
+
+    fn rotate_signing(&self, extra: &[&str]) -> Vec<String> {
+        let out = harness::run(
+            harness::idp(self._dir.path())
+                .args(["keys", "rotate-signing"])
+                .args(extra)
+                .envs(self.env.iter().map(|(k, v)| (k, v))),
+        );
+        assert!(out.status.success(), "{}", harness::text(&out));
+        // "new ES256 signing key <kid> signs from ..."
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("new ").and_then(|l| l.split(' ').nth(3)).map(str::to_owned))
+            .collect()
+    }
+
+    fn verify(&self, tokens: &[&serde_json::Value]) -> Vec<serde_json::Value> {
+        let t = serde_json::to_string(tokens).unwrap();
+        self.node("verify", &[("TOKENS", &t)]).as_array().unwrap().clone()
+    }
+
+    fn refresh(&self, last: &serde_json::Value) -> serde_json::Value {
+        self.node("refresh", &[("REFRESH_TOKEN", last["refresh_token"].as_str().unwrap())])
+    }
+}
+
+/// Polls `f` for up to `secs` seconds; the rotation's steps happen on the server's own timer.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    false
+}
+
+fn kid(v: &serde_json::Value, which: &str) -> String {
+    assert_eq!(v[which]["ok"], true, "{v}");
+    v[which]["kid"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn jose_verifies_tokens_before_during_and_after_a_signing_key_rotation() {
+    // Keys reload every second and JWKS is cached for two: a forced rotation publishes its key
+    // 2 × (1 s + 2 s) = 6 s before it signs.
+    let w = world_with(None, &[("IDP_TOKENS_SIGNING_KEY_RELOAD", "1s"), ("IDP_TOKENS_JWKS_MAX_AGE", "2s")]);
+    let mut b = Browser::new();
+    let (callback, start) = w.sign_in(&mut b);
+    let t0 = w.node(
+        "code",
+        &[
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    let before = &w.verify(&[&t0])[0];
+    let (old_id, old_access) = (kid(before, "id"), kid(before, "access"));
+    assert_eq!((before["id"]["alg"].as_str(), before["access"]["alg"].as_str()), (Some("RS256"), Some("ES256")));
+
+    let new = w.rotate_signing(&[]);
+    assert_eq!(new.len(), 2, "{new:?}");
+    assert!(eventually(5, || { new.iter().all(|k| w.jwks_kids().contains(k)) }), "the new keys are published");
+    // During: published, not yet signing.
+    let t1 = w.refresh(&t0);
+    let during = w.verify(&[&t0, &t1]);
+    assert_eq!((kid(&during[1], "id"), kid(&during[1], "access")), (old_id.clone(), old_access.clone()));
+    kid(&during[0], "id");
+
+    // After: the new keys sign; tokens of the old ones still verify until they expire.
+    let mut t2 = t1.clone();
+    assert!(
+        eventually(15, || {
+            t2 = w.refresh(&t2);
+            new.contains(&kid(&w.verify(&[&t2])[0], "access"))
+        }),
+        "the new key never took over"
+    );
+    let after = w.verify(&[&t0, &t1, &t2]);
+    assert!(new.contains(&kid(&after[2], "id")) && new.contains(&kid(&after[2], "access")), "{after:?}");
+    assert_eq!(kid(&after[0], "access"), old_access, "the old key's tokens still verify");
+    assert!(w.jwks_kids().contains(&old_access));
+
+    // A compromised key: --immediately distrusts it and everything it signed.
+    let replacement = w.rotate_signing(&["--immediately"]);
+    assert!(eventually(5, || !w.jwks_kids().iter().any(|k| new.contains(k))), "the compromised keys are gone");
+    let t3 = w.refresh(&t2);
+    let last = w.verify(&[&t2, &t3]);
+    assert_eq!((last[0]["id"]["ok"].as_bool(), last[0]["access"]["ok"].as_bool()), (Some(false), Some(false)));
+    assert!(replacement.contains(&kid(&last[1], "access")) && replacement.contains(&kid(&last[1], "id")));
 }

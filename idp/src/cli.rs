@@ -162,6 +162,18 @@ pub enum KeysCommand {
     /// With a key file, a new key is generated; with IDP_MASTER_KEY, put the new key first
     /// ("NEW,OLD") on every instance, then run this.
     RotateMaster,
+    /// Rotate the token signing keys now. The new key is published at once and signs after
+    /// twice `tokens.signing_key_reload` + `tokens.jwks_max_age` (12 minutes by default), so every
+    /// instance and every app's JWKS cache has it first; the old key stays published until its
+    /// tokens have expired. `--immediately` is for a compromised key: the new key signs now and
+    /// every token the old one signed stops validating.
+    RotateSigning {
+        /// RS256, ES256 or all.
+        #[arg(long, default_value = "all", value_parser = ["all", "RS256", "ES256"])]
+        alg: String,
+        #[arg(long)]
+        immediately: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +224,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let state = state(config)?;
             actix_web::rt::System::new().block_on(async move {
                 crate::maintenance::spawn(state.clone());
+                crate::maintenance::spawn_key_refresh(state.clone());
                 crate::backup::schedule::spawn(state.clone());
                 app::serve(state).await
             })?;
@@ -302,6 +315,28 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Connector(cmd) => connector_command(config, cmd),
         Command::Token(cmd) => crate::cli_token::run(config, cmd),
+        Command::Keys(KeysCommand::RotateSigning { alg, immediately }) => {
+            use crate::crypto::signing::SigningAlgorithm;
+            use crate::oidc::rotation::{self, Mode};
+            let s = state(config)?;
+            let now = s.clock.now_naive();
+            let algs: Vec<SigningAlgorithm> = match SigningAlgorithm::parse(&alg) {
+                Some(a) => vec![a],
+                None => rotation::ALGORITHMS.to_vec(),
+            };
+            let mode = if immediately { Mode::Immediate } else { Mode::Forced };
+            let lead = rotation::Schedule::from_config(&s.config.tokens).lead;
+            let rotated =
+                s.db.write(|conn| rotation::rotate_now(conn, &s.keys, &s.auditor, now, &algs, mode, lead))
+                    .map_err(failed)?;
+            for r in rotated {
+                println!("new {} signing key {} signs from {} UTC", r.algorithm.as_str(), r.kid, r.signs_from);
+            }
+            if immediately {
+                println!("tokens signed by the old keys no longer validate (within a minute on every instance)");
+            }
+            Ok(())
+        }
         Command::Keys(KeysCommand::RotateMaster) => {
             let s = state(config)?;
             let report = rotate_master(&s.db, &s.keys, &s.auditor, s.clock.as_ref(), None).map_err(failed)?;

@@ -56,6 +56,9 @@ pub struct ClientConfig {
     pub require_pkce: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
+    /// `RS256` (the default, the OIDC baseline) or `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 fn yes() -> bool {
@@ -102,6 +105,7 @@ pub struct ClientSpec {
     pub first_party: bool,
     /// Always true for public clients.
     pub require_pkce: bool,
+    pub id_token_alg: crate::crypto::signing::SigningAlgorithm,
 }
 
 impl ClientSpec {
@@ -255,6 +259,17 @@ pub fn validate_clients(
                 ));
             }
         }
+        let id_token_alg = match c.id_token_signed_response_alg.as_deref() {
+            None => crate::crypto::signing::SigningAlgorithm::Rs256,
+            Some(a) => crate::crypto::signing::SigningAlgorithm::parse(a).unwrap_or_else(|| {
+                problems.push(problem(
+                    format!("{key}.id_token_signed_response_alg"),
+                    format!("{a:?} is not offered"),
+                    "RS256 or ES256",
+                ));
+                crate::crypto::signing::SigningAlgorithm::Rs256
+            }),
+        };
         if problems.len() == before {
             out.push(ClientSpec {
                 client_id: c.client_id.clone(),
@@ -267,6 +282,7 @@ pub fn validate_clients(
                 project: c.project.clone(),
                 first_party: c.first_party,
                 require_pkce: c.require_pkce || !has_secret,
+                id_token_alg,
             });
         }
     }

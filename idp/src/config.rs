@@ -130,11 +130,22 @@ pub struct TokensConfig {
     /// How often a new signing key takes over.
     #[serde(with = "humantime_serde")]
     pub signing_key_rotation: Duration,
+    /// How often each instance reloads the signing keys from the database.
+    #[serde(with = "humantime_serde")]
+    pub signing_key_reload: Duration,
+    /// The `max-age` of JWKS responses: how long apps may cache idp's keys.
+    #[serde(with = "humantime_serde")]
+    pub jwks_max_age: Duration,
 }
 
 impl Default for TokensConfig {
     fn default() -> Self {
-        Self { cache_ttl: Duration::from_secs(2), signing_key_rotation: Duration::from_secs(30 * 24 * 3600) }
+        Self {
+            cache_ttl: Duration::from_secs(2),
+            signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
+            signing_key_reload: Duration::from_secs(60),
+            jwks_max_age: Duration::from_secs(300),
+        }
     }
 }
 
@@ -271,6 +282,8 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("session.absolute_timeout", KeyKind::Text),
     ("tokens.cache_ttl", KeyKind::Text),
     ("tokens.signing_key_rotation", KeyKind::Text),
+    ("tokens.signing_key_reload", KeyKind::Text),
+    ("tokens.jwks_max_age", KeyKind::Text),
     ("audit.retention_days", KeyKind::Integer),
     ("rate_limit.window", KeyKind::Text),
     ("rate_limit.per_ip", KeyKind::Integer),
@@ -582,6 +595,12 @@ fn validate(
     }
     if f.tokens.signing_key_rotation < Duration::from_secs(3600) {
         p.push(problem("tokens.signing_key_rotation", "is shorter than an hour", "a duration such as 30d"));
+    }
+    if !(Duration::from_secs(1)..=Duration::from_secs(600)).contains(&f.tokens.signing_key_reload) {
+        p.push(problem("tokens.signing_key_reload", "is out of range", "1s to 10m, such as 60s"));
+    }
+    if f.tokens.jwks_max_age > Duration::from_secs(86_400) {
+        p.push(problem("tokens.jwks_max_age", "is longer than a day", "0s to 1d, such as 5m"));
     }
     if f.audit.retention_days == 0 {
         p.push(problem("audit.retention_days", "0 would delete every event at once", "a number of days, at least 1"));

@@ -120,7 +120,9 @@ fn key_list_matches_struct_and_docs() {
             (_, KeyKind::Integer) => toml::Value::Integer(1),
             (_, KeyKind::Bool) => toml::Value::Boolean(true),
             (_, KeyKind::List) => toml::Value::Array(vec![]),
-            (k, KeyKind::Text) if ["timeout", "window", "ttl", "rotation"].iter().any(|s| k.ends_with(s)) => {
+            (k, KeyKind::Text)
+                if ["timeout", "window", "ttl", "rotation", "reload", "max_age"].iter().any(|s| k.ends_with(s)) =>
+            {
                 toml::Value::String("1m".into())
             }
             (&"log.format", _) => toml::Value::String("json".into()),

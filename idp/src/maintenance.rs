@@ -16,6 +16,7 @@ pub fn run_once(state: &AppState) -> Result<(usize, usize, usize), crate::storag
     let limits = state.db.write(|conn| state.limiter.purge(conn, now.and_utc().timestamp()))?;
     state.db.write(|conn| crate::storage::login_flows::LoginFlowRepository::purge_login_flows(conn, now))?;
     state.db.write(|conn| crate::oidc::purge(conn, now))?;
+    state.db.write(|conn| crate::oidc::rotation::purge(conn, now))?;
     Ok((audit, sessions, limits))
 }
 
@@ -31,6 +32,36 @@ pub fn spawn(state: AppState) {
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "maintenance failed"),
                 Err(e) => tracing::warn!(error = %e, "maintenance did not run"),
+            }
+        }
+    });
+}
+
+/// Every instance: starts scheduled signing-key rotations and reloads the key set, so a key
+/// made anywhere is published here long before it signs.
+pub fn refresh_signing_keys(state: &AppState) -> Result<(), crate::storage::StorageError> {
+    let now = state.clock.now_naive();
+    let schedule = crate::oidc::rotation::Schedule::from_config(&state.config.tokens);
+    let rotated = state
+        .db
+        .write(|conn| crate::oidc::rotation::rotate_if_due(conn, &state.keys, &state.auditor, now, schedule))?;
+    for r in rotated {
+        tracing::info!(kid = %r.kid, alg = r.algorithm.as_str(), signs_from = %r.signs_from, "signing key rotation started");
+    }
+    state.db.read(|conn| state.oidc.signer.refresh(conn, &state.keys, now))
+}
+
+pub fn spawn_key_refresh(state: AppState) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(state.config.tokens.signing_key_reload);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            match actix_web::web::block(move || refresh_signing_keys(&s)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "signing keys were not reloaded"),
+                Err(e) => tracing::warn!(error = %e, "signing keys were not reloaded"),
             }
         }
     });

@@ -10,6 +10,7 @@ pub mod introspection;
 pub mod keys;
 pub mod logout;
 pub mod revocation;
+pub mod rotation;
 pub mod token;
 pub mod userinfo;
 

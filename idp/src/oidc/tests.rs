@@ -44,6 +44,7 @@ fn client(id: &str, secret: bool, extra: impl FnOnce(&mut ClientConfig)) -> Clie
         first_party: true,
         require_pkce: true,
         token_endpoint_auth_method: None,
+        id_token_signed_response_alg: None,
     };
     extra(&mut c);
     c

@@ -1,6 +1,7 @@
 //! The token endpoint: client authentication, the grant types (one file each in `grants/`),
 //! and the tokens they issue: RS256 ID tokens and RFC 9068 `at+jwt` access tokens.
 
+use crate::crypto::signing::SigningAlgorithm;
 use chrono::{Duration, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -124,7 +125,7 @@ pub fn issue(
             }
         }
     }
-    let access_token = provider.signer.sign("at+jwt", &at)?;
+    let access_token = provider.signer.sign(SigningAlgorithm::Es256, "at+jwt", &at, now)?;
     let id_token = match (&g.user_id, what.id_token) {
         (Some(user_id), true) => {
             let user = conn.find_user(parse_id(user_id)?)?;
@@ -153,7 +154,8 @@ pub fn issue(
                     map.insert("name".into(), user.display_name.clone().into());
                 }
             }
-            Some(provider.signer.sign("JWT", &c)?)
+            let alg = provider.client(&g.client_id).map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
+            Some(provider.signer.sign(alg, "JWT", &c, now)?)
         }
         _ => None,
     };

@@ -21,6 +21,11 @@ pub struct StoredSigningKey {
 pub trait SigningKeyRepository {
     fn insert_signing_key(&mut self, key: &StoredSigningKey) -> StorageResult<()>;
     fn signing_keys(&mut self) -> StorageResult<Vec<StoredSigningKey>>;
+    /// Sets a key's retirement if it has none yet, or moves an existing one earlier; false if
+    /// neither (another rotation got there first).
+    fn retire_signing_key(&mut self, kid: &str, retires_at: NaiveDateTime) -> StorageResult<bool>;
+    /// Removes keys retired before `cutoff`; returns their sealed secrets for the caller to delete.
+    fn purge_signing_keys(&mut self, cutoff: NaiveDateTime) -> StorageResult<Vec<SecretId>>;
 }
 
 impl SigningKeyRepository for DbConnection {
@@ -36,6 +41,21 @@ impl SigningKeyRepository for DbConnection {
         };
         diesel::insert_into(signing_keys::table).values(&row).execute(self)?;
         Ok(())
+    }
+
+    fn retire_signing_key(&mut self, kid: &str, retires_at: NaiveDateTime) -> StorageResult<bool> {
+        let n = diesel::update(signing_keys::table.find(kid))
+            .filter(signing_keys::retires_at.is_null().or(signing_keys::retires_at.gt(retires_at)))
+            .set(signing_keys::retires_at.eq(Some(retires_at)))
+            .execute(self)?;
+        Ok(n == 1)
+    }
+
+    fn purge_signing_keys(&mut self, cutoff: NaiveDateTime) -> StorageResult<Vec<SecretId>> {
+        let old = signing_keys::table.filter(signing_keys::retires_at.lt(cutoff));
+        let gone: Vec<String> = old.select(signing_keys::secret_id).load(self)?;
+        diesel::delete(old).execute(self)?;
+        gone.iter().map(|s| parse_id(s)).collect()
     }
 
     fn signing_keys(&mut self) -> StorageResult<Vec<StoredSigningKey>> {

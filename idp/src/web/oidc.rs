@@ -79,10 +79,11 @@ pub async fn configuration(state: web::Data<AppState>) -> HttpResponse {
 }
 
 pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    let max_age = format!("public, max-age={}", state.config.tokens.jwks_max_age.as_secs());
     HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::CACHE_CONTROL, max_age))
         .content_type("application/jwk-set+json")
-        .body(state.oidc.signer.jwks().to_string())
+        .body(state.oidc.signer.jwks(state.clock.now_naive()).to_string())
 }
 
 pub async fn authorize(

@@ -5,6 +5,10 @@
 //   node rp.mjs start             -> {"url", "verifier", "state", "nonce"}
 //   CALLBACK=... VERIFIER=... STATE=... NONCE=... node rp.mjs finish
 //                                 -> {"sub", "email", "userinfo", "refresh_reuse_refused", "logout_url", ...}
+//   CALLBACK=... (as finish)        node rp.mjs code    -> {"id_token", "access_token", "refresh_token"}
+//   REFRESH_TOKEN=...               node rp.mjs refresh -> the same
+//   TOKENS='[{"id_token","access_token"}, ...]' node rp.mjs verify
+//                                 -> [{"id": {"ok", "kid", "alg"}, "access": {...}}, ...] (a fresh JWKS fetch)
 // Env: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, POST_LOGOUT_REDIRECT_URI.
 import * as client from 'openid-client';
 import * as jose from 'jose';
@@ -22,7 +26,7 @@ async function verifyId(jwt) {
 }
 async function verifyAccess(jwt) {
   // RFC 9068: typ at+jwt, aud the resource (idp itself by default).
-  const { payload, protectedHeader } = await jose.jwtVerify(jwt, JWKS, { issuer: ISSUER, audience: ISSUER, typ: 'at+jwt', algorithms: ['RS256'] });
+  const { payload, protectedHeader } = await jose.jwtVerify(jwt, JWKS, { issuer: ISSUER, audience: ISSUER, typ: 'at+jwt', algorithms: ['ES256'] });
   return { payload, protectedHeader };
 }
 
@@ -67,7 +71,25 @@ if (mode === 'start') {
     id_token_hint: refreshed.id_token, post_logout_redirect_uri: POST_LOGOUT_REDIRECT_URI, state: 'bye-state',
   }).href;
   console.log(JSON.stringify(out));
+} else if (mode === 'code' || mode === 'refresh') {
+  const tokens = mode === 'code'
+    ? await client.authorizationCodeGrant(config, new URL(process.env.CALLBACK), {
+      pkceCodeVerifier: process.env.VERIFIER, expectedState: process.env.STATE, expectedNonce: process.env.NONCE,
+    })
+    : await client.refreshTokenGrant(config, process.env.REFRESH_TOKEN);
+  const { id_token, access_token, refresh_token } = tokens;
+  console.log(JSON.stringify({ id_token, access_token, refresh_token }));
+} else if (mode === 'verify') {
+  const check = async (f, jwt) => {
+    try { const { protectedHeader: h } = await f(jwt); return { ok: true, kid: h.kid, alg: h.alg }; }
+    catch (e) { return { ok: false, error: String(e.code || e) }; }
+  };
+  const out = [];
+  for (const t of JSON.parse(process.env.TOKENS)) {
+    out.push({ id: await check(verifyId, t.id_token), access: await check(verifyAccess, t.access_token) });
+  }
+  console.log(JSON.stringify(out));
 } else {
-  console.error('usage: node rp.mjs start|finish');
+  console.error('usage: node rp.mjs start|finish|code|refresh|verify');
   process.exit(2);
 }
