@@ -195,3 +195,128 @@ fn the_cli_refuses_bad_requests_with_a_clear_line_and_writes_nothing() {
     let t = w.idp_fails(&["token", "rotate", "not-an-id"]);
     assert!(t.contains("not found"), "{t}");
 }
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+impl World {
+    fn exchange(&self, client_id: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        let mut f = vec![("grant_type", EXCHANGE)];
+        f.extend_from_slice(form);
+        let r = client().post(self.server.url("/token")).basic_auth(client_id, Some(SECRET)).form(&f).send().unwrap();
+        (r.status().as_u16(), r.json().unwrap())
+    }
+
+    /// jose (npm) verifies an access token offline against idp's JWKS.
+    fn jose_verifies(&self, jwt: &str) -> Value {
+        let rp = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/rp");
+        assert!(rp.join("node_modules/jose").exists(), "tests/peers/rp is not installed: run ./scripts/test");
+        let tokens = serde_json::json!([{"id_token": jwt, "access_token": jwt}]).to_string();
+        let out = std::process::Command::new("node")
+            .arg(rp.join("rp.mjs"))
+            .arg("verify")
+            .env("ISSUER", &self.server.base)
+            .env("CLIENT_ID", "billing-app")
+            .env("CLIENT_SECRET", SECRET)
+            .env("TOKENS", tokens)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["access"].clone()
+    }
+}
+
+#[test]
+fn an_api_token_is_exchanged_for_a_jwt_that_apps_verify_offline_and_online() {
+    let w = world(TestDb::sqlite());
+    let (id, secret) = w.service_token();
+    let issuer = w.server.base.clone();
+    let (status, r) = w.exchange(
+        "billing-app",
+        &[
+            ("subject_token", &secret),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("scope", "audit_read"),
+            ("audience", &issuer),
+        ],
+    );
+    assert_eq!(status, 200, "{r}");
+    assert_eq!((r["issued_token_type"].as_str(), r["token_type"].as_str()), (Some(ACCESS_TOKEN), Some("Bearer")));
+    assert_eq!(r["scope"], "audit_read", "narrowed as asked");
+    assert!(r["expires_in"].as_i64().unwrap() <= 600 && r.get("refresh_token").is_none(), "{r}");
+    let jwt = r["access_token"].as_str().unwrap();
+
+    let offline = w.jose_verifies(jwt);
+    assert_eq!((offline["ok"].as_bool(), offline["alg"].as_str()), (Some(true), Some("ES256")), "{offline}");
+
+    let online = w.introspect("billing-app", jwt);
+    assert_eq!(online["active"], true, "{online}");
+    assert_eq!(online["api_token_id"], id.as_str());
+    assert_eq!(online["sub"], format!("token:{id}"));
+    assert_eq!(online["scope"], "audit_read");
+    assert_eq!(w.introspect("search-app", jwt)["active"], false, "not that client's token");
+
+    w.idp(&["token", "revoke", &id]);
+    assert_eq!(w.introspect("billing-app", jwt)["active"], false, "the API token's revocation reaches its JWTs");
+    let (status, r) = w.exchange("billing-app", &[("subject_token", &secret), ("subject_token_type", ACCESS_TOKEN)]);
+    assert_eq!((status, r["error"].as_str()), (400, Some("invalid_grant")));
+}
+
+#[test]
+fn token_exchange_refuses_what_it_must_and_issues_nothing() {
+    let w = world(TestDb::sqlite());
+    let (_, secret) = w.service_token();
+    let good = [("subject_token", secret.as_str()), ("subject_token_type", ACCESS_TOKEN)];
+    type Form<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<(&str, Form<'_>, &str)> = vec![
+        ("search-app", good.to_vec(), "invalid_grant"),
+        (
+            "billing-app",
+            vec![("subject_token", &secret), ("subject_token_type", ACCESS_TOKEN), ("scope", "members_manage")],
+            "invalid_scope",
+        ),
+        (
+            "billing-app",
+            vec![("subject_token", &secret), ("subject_token_type", "urn:ietf:params:oauth:token-type:id_token")],
+            "invalid_request",
+        ),
+        ("billing-app", vec![("subject_token", &secret)], "invalid_request"),
+        ("billing-app", vec![("subject_token_type", ACCESS_TOKEN)], "invalid_request"),
+        (
+            "billing-app",
+            vec![("subject_token", "idp_sat_forged"), ("subject_token_type", ACCESS_TOKEN)],
+            "invalid_grant",
+        ),
+        (
+            "billing-app",
+            vec![
+                ("subject_token", &secret),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("audience", "https://evil.example"),
+            ],
+            "invalid_target",
+        ),
+        (
+            "billing-app",
+            vec![
+                ("subject_token", &secret),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("requested_token_type", "urn:ietf:params:oauth:token-type:refresh_token"),
+            ],
+            "invalid_request",
+        ),
+    ];
+    for (client_id, form, error) in cases {
+        let (status, r) = w.exchange(client_id, &form);
+        assert_eq!((status, r["error"].as_str()), (400, Some(error)), "{client_id} {form:?}: {r}");
+        assert!(r.get("access_token").is_none());
+    }
+    let r = client()
+        .post(w.server.url("/token"))
+        .form(&[("grant_type", EXCHANGE), ("subject_token", &secret), ("subject_token_type", ACCESS_TOKEN)])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401, "an unauthenticated caller");
+    assert!(w.active(&secret), "nothing happened to the token");
+}

@@ -14,7 +14,7 @@ pub fn metadata(issuer: &str) -> Value {
         "end_session_endpoint": format!("{issuer}/logout"),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256"],
         "scopes_supported": crate::client_config::KNOWN_SCOPES,

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     UnsupportedResponseType,
     UnsupportedTokenType,
     InvalidScope,
+    /// RFC 8693 §2.2.2.
+    InvalidTarget,
     AccessDenied,
     LoginRequired,
     ConsentRequired,
@@ -31,6 +33,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedResponseType => "unsupported_response_type",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",

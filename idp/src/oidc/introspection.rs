@@ -23,6 +23,20 @@ pub fn introspect(
         Err(e) => return Ok(Err(e)),
     };
     let inactive = inactive();
+    if let Some(claims) = super::grants::token_exchange::verify_exchanged(provider, now, token) {
+        let ours = [claims.get("client_id"), claims.get("aud")]
+            .iter()
+            .any(|c| c.and_then(Value::as_str) == Some(client.client_id.as_str()));
+        if !ours || !super::grants::token_exchange::live_exchanged(conn, &claims, now)? {
+            return Ok(Ok(inactive));
+        }
+        let mut out = claims;
+        if let Some(map) = out.as_object_mut() {
+            map.insert("active".into(), true.into());
+            map.insert("token_type".into(), "Bearer".into());
+        }
+        return Ok(Ok(out));
+    }
     if let Some((claims, grant)) = verify_access_token(conn, provider, now, token)? {
         if grant.client_id != client.client_id {
             return Ok(Ok(inactive));

@@ -24,6 +24,11 @@ pub struct TokenParams {
     pub scope: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
+    /// Token exchange (RFC 8693).
+    pub subject_token: Option<String>,
+    pub subject_token_type: Option<String>,
+    pub requested_token_type: Option<String>,
+    pub audience: Option<String>,
 }
 
 /// How the caller presented itself: HTTP Basic, and/or form fields.
@@ -84,6 +89,9 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Token exchange (RFC 8693) names what it issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// What to issue from a grant.
@@ -181,6 +189,7 @@ pub fn issue(
         scope,
         id_token,
         refresh_token,
+        issued_token_type: None,
     }))
 }
 
@@ -200,6 +209,9 @@ pub fn exchange(
         Some("authorization_code") => super::grants::authorization_code::redeem(conn, provider, now, client, params),
         Some("refresh_token") => super::grants::refresh_token::refresh(conn, provider, now, client, params),
         Some("client_credentials") => super::grants::client_credentials::grant(conn, provider, now, client, params),
+        Some(super::grants::token_exchange::GRANT_TYPE) => {
+            super::grants::token_exchange::exchange(conn, provider, now, client, params)
+        }
         Some(_) => Ok(Err(err(ErrorCode::UnsupportedGrantType, "This grant type is not supported."))),
         None => Ok(Err(err(ErrorCode::InvalidRequest, "grant_type is missing."))),
     }

@@ -247,22 +247,30 @@ impl Validator {
         if let Some(hit) = self.client_project(reference) {
             return Ok(Some(hit));
         }
-        let found = match reference.parse::<ProjectId>() {
-            Ok(id) => conn.find_project(id)?,
-            Err(_) => match reference.split_once('/') {
-                Some((org, project)) => match conn.find_organisation_by_slug(org)? {
-                    Some(o) => conn.find_project_by_slug(o.id, project)?,
-                    None => None,
-                },
-                None => None,
-            },
-        };
-        let resolved = found.map(|p| (p.organisation_id, p.id));
+        let resolved = resolve_project(conn, reference)?;
         if let (Some(r), Ok(mut w)) = (resolved, self.client_projects.write()) {
             w.insert(reference.to_owned(), r);
         }
         Ok(resolved)
     }
+}
+
+/// A client's `project` reference (`org-slug/project-slug` or a project id), resolved.
+pub fn resolve_project(
+    conn: &mut impl OrganisationRepository,
+    reference: &str,
+) -> Result<Option<(OrganisationId, ProjectId)>, StorageError> {
+    let found = match reference.parse::<ProjectId>() {
+        Ok(id) => conn.find_project(id)?,
+        Err(_) => match reference.split_once('/') {
+            Some((org, project)) => match conn.find_organisation_by_slug(org)? {
+                Some(o) => conn.find_project_by_slug(o.id, project)?,
+                None => None,
+            },
+            None => None,
+        },
+    };
+    Ok(found.map(|p| (p.organisation_id, p.id)))
 }
 
 /// Whether a client may learn about a token: a client bound to a project sees its
