@@ -229,11 +229,14 @@ pub fn validate_clients(
         let scopes: Vec<String> =
             c.scopes.clone().unwrap_or_else(|| DEFAULT_SCOPES.iter().map(|s| (*s).to_owned()).collect());
         for s in &scopes {
-            if !KNOWN_SCOPES.contains(&s.as_str()) {
+            // RFC 6749 §3.3 scope-token; names other than the OIDC ones are the client's own API
+            // scopes (for client_credentials and access tokens), opaque to idp.
+            let token = |b: u8| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b);
+            if s.is_empty() || s.len() > 64 || !s.bytes().all(token) {
                 problems.push(problem(
                     format!("{key}.scopes"),
-                    format!("{s:?} is not a scope idp knows"),
-                    KNOWN_SCOPES.join(", "),
+                    format!("{s:?} is not a scope name"),
+                    "1 to 64 printable characters without spaces, quotes or backslashes",
                 ));
             }
         }
