@@ -74,7 +74,15 @@ impl World {
             .envs(self.env.iter().map(|(k, v)| (k, v))));
         assert!(out.status.success(), "{}", text(&out));
         let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let id = self.idp(&["token", "list", "--org", "acme"]).lines().last().unwrap().split('\t').next().unwrap().to_owned();
+        let id = self
+            .idp(&["token", "list", "--org", "acme"])
+            .lines()
+            .last()
+            .unwrap()
+            .split('\t')
+            .next()
+            .unwrap()
+            .to_owned();
         (id, secret)
     }
 
