@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use super::api_tokens::{ApiTokenPolicyRow, ApiTokenRow, ApiTokenSecretRow};
 use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
+use super::mfa::{RecoveryCodeRow, TotpCredentialRow};
 use super::models::*;
 use super::oauth::{CodeRow, GrantRow, RefreshTokenRow};
 use super::passwords::PasswordCredentialRow;
@@ -144,6 +145,8 @@ backed_up_tables! {
     login_flows: LoginFlowRow,
     external_identities: ExternalIdentityRow,
     password_credentials: PasswordCredentialRow,
+    totp_credentials: TotpCredentialRow,
+    recovery_codes: RecoveryCodeRow,
     organisations: OrganisationRow,
     projects: ProjectRow,
     custom_roles: CustomRoleRow,
