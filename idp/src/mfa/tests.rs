@@ -535,7 +535,7 @@ fn malformed_and_oversized_recovery_codes_are_errors_and_change_nothing() {
     let huge = "A".repeat(1 << 20);
     let too_long = format!("{good}A");
     let too_short = good[..good.len() - 1].to_owned();
-    let non_ascii = good.replacen('A', "Å", 1).replacen('0', "Ø", 1);
+    let non_ascii = format!("Å{}", &good[1..]);
     for bad in ["", "----", "not a code", too_long.as_str(), too_short.as_str(), non_ascii.as_str(), huge.as_str()] {
         assert!(matches!(w.redeem(w.alice, bad), Err(MfaError::Malformed(_))), "{:?}", &bad[..bad.len().min(30)]);
     }
