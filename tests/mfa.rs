@@ -15,6 +15,7 @@ use idp::domain::user::NewUser;
 use idp::mfa::{self, MfaError, recovery, totp};
 use idp::storage::Db;
 use idp::storage::mfa::MfaRepository;
+use idp::storage::secrets::SecretRepository;
 use idp::storage::users::UserRepository;
 use zeroize::Zeroizing;
 
@@ -110,8 +111,20 @@ fn only_one_authenticator_is_confirmed_per_user(t: &TestDb) {
     assert!(matches!(second, Err(idp::storage::StorageError::Conflict(_))), "{second:?}");
 }
 
+fn deleting_a_user_removes_their_sealed_seeds(t: &TestDb) {
+    let s = setup(t);
+    s.db.write(|c| totp::enrol(c, &s.keys, s.user, "Phone", "idp", "a", at(T0))).unwrap();
+    s.db.write(|c| recovery::generate(c, &s.auditor, s.user, at(T0))).unwrap();
+    assert_eq!(s.db.read(|c| c.count_secrets()).unwrap(), 1);
+    s.db.write(|c| c.delete_user(s.user)).unwrap();
+    assert_eq!(s.db.read(|c| c.count_secrets()).unwrap(), 0);
+    assert!(s.db.read(|c| c.totp_credentials_of(&s.user.to_string())).unwrap().is_empty());
+    assert_eq!(s.db.read(|c| recovery::status(c, s.user, at(T0))).unwrap().total, 0);
+}
+
 on_both_backends!(
     totp_is_accepted_once_under_a_race,
     a_recovery_code_is_used_once_under_a_race,
     only_one_authenticator_is_confirmed_per_user,
+    deleting_a_user_removes_their_sealed_seeds,
 );

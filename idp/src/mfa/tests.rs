@@ -571,19 +571,17 @@ fn an_admin_reset_removes_every_factor_and_code_and_is_audited() {
 }
 
 #[test]
-fn deleting_a_user_deletes_their_factors() {
-    use diesel::prelude::*;
+fn deleting_a_user_deletes_their_factors_and_seeds() {
     let w = world();
     w.enrolled();
     w.db.write(|c| recovery::generate(c, &w.auditor, w.alice, w.now())).unwrap();
-    w.db.write(|c| {
-        diesel::delete(schema::users::table.find(w.alice.to_string()))
-            .execute(c)
-            .map_err(crate::storage::StorageError::from)
-    })
-    .unwrap();
+    let bob = w.db.write(|c| totp::enrol(c, &w.keys, w.bob, "Phone", "idp", "bob", w.now())).unwrap();
+    assert_eq!(w.db.read(|c| c.count_secrets()).unwrap(), 2);
+    w.db.write(|c| c.delete_user(w.alice)).unwrap();
     assert!(w.db.read(|c| c.totp_credentials_of(&w.alice.to_string())).unwrap().is_empty());
     assert!(w.codes_rows().is_empty());
+    assert_eq!(w.db.read(|c| c.count_secrets()).unwrap(), 1, "Alice's seed went with her, Bob's stayed");
+    assert!(w.row(bob.credential_id).is_some());
 }
 
 #[test]
