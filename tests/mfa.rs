@@ -53,6 +53,39 @@ fn setup(t: &TestDb) -> Setup {
     Setup { db, keys, auditor, user }
 }
 
+const RACERS: usize = 6;
+
+/// Runs `attempt` in `RACERS` write transactions at once. On PostgreSQL every transaction has
+/// begun, so each reads before any of them writes, when the attempts start; SQLite's
+/// `BEGIN IMMEDIATE` lets one transaction in at a time, so there they start together and
+/// queue on the write lock.
+fn race<T: Send>(
+    t: &TestDb,
+    db: &Db,
+    attempt: impl Fn(&mut idp::storage::DbConnection) -> Result<T, MfaError> + Sync,
+) -> Vec<Result<T, MfaError>> {
+    let barrier = std::sync::Barrier::new(RACERS);
+    let inside = t.is_postgres();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..RACERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    if !inside {
+                        barrier.wait();
+                    }
+                    db.write(|c| {
+                        if inside {
+                            barrier.wait();
+                        }
+                        attempt(c)
+                    })
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 fn totp_is_accepted_once_under_a_race(t: &TestDb) {
     let s = setup(t);
     let e = s.db.write(|c| totp::enrol(c, &s.keys, s.user, "Phone", "idp", "a@example.com", at(T0))).unwrap();
@@ -63,11 +96,7 @@ fn totp_is_accepted_once_under_a_race(t: &TestDb) {
     assert!(s.db.read(|c| mfa::has_second_factor(c, s.user)).unwrap());
     let now = T0 + 30;
     let code = oathtool(&e.secret_base32, now);
-    let results: Vec<Result<totp::Accepted, MfaError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            (0..6).map(|_| scope.spawn(|| s.db.write(|c| totp::verify(c, &s.keys, s.user, &code, at(now))))).collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = race(t, &s.db, |c| totp::verify(c, &s.keys, s.user, &code, at(now)));
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(MfaError::Replayed))), "{results:?}");
     let row = s.db.read(|c| c.find_totp_credential(&e.credential_id.to_string())).unwrap().unwrap();
@@ -83,12 +112,7 @@ fn a_recovery_code_is_used_once_under_a_race(t: &TestDb) {
     let s = setup(t);
     let set = s.db.write(|c| recovery::generate(c, &s.auditor, s.user, at(T0))).unwrap();
     let code = set.codes().next().unwrap().to_owned();
-    let results: Vec<Result<i64, MfaError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..6)
-            .map(|_| scope.spawn(|| s.db.write(|c| recovery::redeem(c, &s.auditor, s.user, &code, None, at(T0 + 1)))))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let results = race(t, &s.db, |c| recovery::redeem(c, &s.auditor, s.user, &code, None, at(T0 + 1)));
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
     assert!(results.iter().filter(|r| r.is_err()).all(|r| matches!(r, Err(MfaError::InvalidCode))), "{results:?}");
     let status = s.db.read(|c| recovery::status(c, s.user, at(T0))).unwrap();
