@@ -340,14 +340,27 @@ fn a_new_enrolment_replaces_a_pending_one() {
 fn a_second_authenticator_is_refused_while_one_is_confirmed() {
     let w = world();
     let first = w.enrolled();
-    let second = w.enrol(w.alice);
-    let code = oathtool(&second.secret_base32, w.unix());
-    assert!(matches!(w.confirm(w.alice, &second, &code), Err(MfaError::AlreadyEnrolled)));
-    assert_eq!(w.row(second.credential_id).unwrap().confirmed_at, None);
-    assert!(w.row(first.credential_id).unwrap().confirmed_at.is_some());
-    // The pending enrolment did not replace the confirmed one.
+    let secrets = w.db.read(|c| c.count_secrets()).unwrap();
+    let r = w.db.write(|c| totp::enrol(c, &w.keys, w.alice, "Tablet", "idp", "alice", w.now()));
+    assert!(matches!(r, Err(MfaError::AlreadyEnrolled)));
+    assert_eq!(w.db.read(|c| totp::credentials(c, w.alice)).unwrap().len(), 1);
+    assert_eq!(w.db.read(|c| c.count_secrets()).unwrap(), secrets, "no seed was sealed");
+    // A pending credential written past the domain (as a race could leave it) is still
+    // refused at confirmation.
+    let mut pending = w.row(first.credential_id).unwrap();
+    pending.id = TotpCredentialId::new().to_string();
+    pending.confirmed_at = None;
+    pending.last_used_step = None;
+    w.db.write(|c| c.insert_totp_credential(&pending)).unwrap();
+    let pending_id: TotpCredentialId = pending.id.parse().unwrap();
     w.clock.advance(30);
-    assert!(w.verify(&oathtool(&first.secret_base32, w.unix())).is_ok());
+    let code = oathtool(&first.secret_base32, w.unix());
+    let r = w.db.write(|c| totp::confirm(c, &w.keys, &w.auditor, w.alice, pending_id, &code, w.now()));
+    assert!(matches!(r, Err(MfaError::AlreadyEnrolled)));
+    assert_eq!(w.row(pending_id).unwrap().confirmed_at, None);
+    // The confirmed one is untouched and still works, with the same code.
+    assert_eq!(w.step(first.credential_id), Some(T0 / 30));
+    assert!(w.verify(&code).is_ok());
 }
 
 #[test]

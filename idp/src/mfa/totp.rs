@@ -74,6 +74,8 @@ pub struct Accepted {
 
 /// Starts an enrolment: a fresh seed, sealed, in a pending credential (any earlier pending
 /// one of the user is dropped). `issuer` and `account` label the entry in the authenticator app.
+/// Refused with `AlreadyEnrolled` while the user has a confirmed authenticator: replacing one
+/// is remove, then enrol.
 pub fn enrol(
     conn: &mut (impl MfaRepository + SecretRepository),
     keys: &MasterKeys,
@@ -84,6 +86,10 @@ pub fn enrol(
     now: NaiveDateTime,
 ) -> Result<TotpEnrolment, MfaError> {
     let name = valid_name(name)?;
+    let uid = user.to_string();
+    if conn.confirmed_totp_credential(&uid)?.is_some() {
+        return Err(MfaError::AlreadyEnrolled);
+    }
     let mut seed = Zeroizing::new([0u8; SEED_BYTES]);
     rand::rngs::OsRng.fill_bytes(seed.as_mut());
     let totp = Builder::new()
@@ -101,7 +107,6 @@ pub fn enrol(
         Zeroizing::new(totp.to_qr_base64().map_err(|e| StorageError::Corrupt(format!("TOTP QR code: {e}")))?);
     let secret_base32 = Zeroizing::new(totp.secret().to_base32());
 
-    let uid = user.to_string();
     conn.delete_pending_totp_of(&uid)?;
     let secret_id = conn.seal_secret(keys, SecretPurpose::TotpSeed, seed.as_ref(), now)?;
     let id = TotpCredentialId::new();
