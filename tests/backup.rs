@@ -40,7 +40,8 @@ fn deployment(t: &TestDb, dir: &Path) -> AppState {
 }
 
 /// Fills every table: users, external identities, an organisation with a project, a custom
-/// role and members, sealed secrets, a session, OAuth grants, codes and refresh tokens, API tokens, rate limits (settings, signing keys and audit
+/// role and members, sealed secrets, a session, OAuth grants, codes and refresh tokens, API tokens,
+/// TOTP credentials and recovery codes, rate limits (settings, signing keys and audit
 /// events come with the start).
 fn populate(s: &AppState) -> String {
     let now = s.clock.now_naive();
@@ -73,6 +74,18 @@ fn populate(s: &AppState) -> String {
         .unwrap();
     s.db.write(|c| c.set_project_member(project.id, users[2], RoleRef::Builtin(BuiltinRole::Member), now)).unwrap();
     s.db.write(|c| c.seal_secret(&s.keys, SecretPurpose::TotpSeed, b"JBSWY3DPEHPK3PXP", now)).unwrap();
+    s.db.write(|c| -> Result<(), idp::mfa::MfaError> {
+        use idp::storage::mfa::MfaRepository;
+        let e = idp::mfa::totp::enrol(c, &s.keys, users[0], "Phone", "idp", "canary0@example.com", now)?;
+        // Confirmed through storage (no code needed here), so the nullable columns hold values.
+        c.confirm_totp_credential(&e.credential_id.to_string(), 60_000_000, now)?;
+        idp::mfa::totp::enrol(c, &s.keys, users[1], "Pending", "idp", "canary1@example.com", now)?;
+        let set = idp::mfa::recovery::generate(c, &s.auditor, users[0], now)?;
+        let first = set.codes().next().map(str::to_owned).unwrap_or_default();
+        idp::mfa::recovery::redeem(c, &s.auditor, users[0], &first, None, now)?;
+        Ok(())
+    })
+    .unwrap();
     let cfg = s.config.session.clone();
     let origin = Origin { ip: Some("192.0.2.7".parse().unwrap()), user_agent: Some("test agent".into()) };
     s.db.write(|c| session::start(c, &s.auditor, &cfg, now, users[0], &["pwd".into()], Some("aal1"), &origin)).unwrap();
@@ -125,6 +138,12 @@ fn populate(s: &AppState) -> String {
             created_at: now,
             expires_at: now,
             consumed_at: Some(now),
+        })?;
+        c.revoke_access_token(&idp::storage::oauth::RevokedAccessTokenRow {
+            jti: "cc.revoked-jti".into(),
+            client_id: "app".into(),
+            revoked_at: now,
+            expires_at: now,
         })?;
         c.insert_refresh_token(&RefreshTokenRow {
             token_hash: "ref1".repeat(16),

@@ -210,7 +210,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
-    let config_tokens_ttl = config.tokens.cache_ttl;
+    let validator = crate::tokens::Validator::new(config.tokens.cache_ttl, &oidc.issuer);
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -223,7 +223,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         passwords: Arc::new(crate::crypto::password::PasswordHasher::new(hash_permits)),
         backups: Arc::default(),
         oidc,
-        tokens: Arc::new(crate::tokens::Validator::new(config_tokens_ttl)),
+        tokens: Arc::new(validator),
     })
 }
 

@@ -298,7 +298,7 @@ first_party = false
         ),
         ("client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nscopes = [\"email\"]", "clients[0].scopes"),
         (
-            "client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nscopes = [\"openid\", \"admin\"]",
+            "client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nscopes = [\"openid\", \"two words\"]",
             "clients[0].scopes",
         ),
         ("client_id = \"a\"\nredirect_uris = [\"https://a/cb\"]\nsurprise = 1", "surprise"),

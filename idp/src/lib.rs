@@ -10,6 +10,7 @@
 //! - [`storage`]: repository traits and their diesel implementation for SQLite and PostgreSQL.
 //! - [`audit`]: the append-only, pseudonymised audit log.
 //! - [`auth`]: sessions and rate limits.
+//! - [`mfa`]: second factors: TOTP and recovery codes (domain and storage; no pages yet).
 //! - [`admin`]: administrative use cases (organisations, projects, key rotation).
 //! - [`web`]: HTTP: routes, middleware, extractors, views. The only module that knows actix.
 //! - [`oidc`]: idp as an OpenID Provider (discovery, authorize, token, grants, userinfo, ...).
@@ -31,6 +32,7 @@ pub mod connector_config;
 pub mod crypto;
 pub mod domain;
 pub mod maintenance;
+pub mod mfa;
 pub mod oidc;
 pub mod storage;
 pub mod tokens;

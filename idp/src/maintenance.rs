@@ -1,5 +1,6 @@
 //! Periodic housekeeping inside `idp serve`: the audit retention purge, expired sessions, old
-//! rate-limit windows, spent OAuth codes, refresh tokens and grants. Idempotent, so every instance may run it.
+//! rate-limit windows, spent OAuth codes, refresh tokens and grants, unconfirmed TOTP enrolments.
+//! Idempotent, so every instance may run it.
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ pub fn run_once(state: &AppState) -> Result<(usize, usize, usize), crate::storag
     state.db.write(|conn| crate::storage::login_flows::LoginFlowRepository::purge_login_flows(conn, now))?;
     state.db.write(|conn| crate::oidc::purge(conn, now))?;
     state.db.write(|conn| crate::oidc::rotation::purge(conn, now))?;
+    state.db.write(|conn| crate::mfa::totp::purge_pending(conn, now))?;
     Ok((audit, sessions, limits))
 }
 

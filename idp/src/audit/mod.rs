@@ -73,6 +73,11 @@ pub enum Action {
     ClientDeleted,
     ClientSecretRotated,
     SigningKeyRotated,
+    TotpConfirmed,
+    TotpRemoved,
+    RecoveryCodesGenerated,
+    RecoveryCodeUsed,
+    MfaReset,
 }
 
 impl Action {
@@ -109,6 +114,11 @@ impl Action {
             Action::ClientDeleted => "client.deleted",
             Action::ClientSecretRotated => "client.secret_rotated",
             Action::SigningKeyRotated => "keys.signing_rotated",
+            Action::TotpConfirmed => "mfa.totp_confirmed",
+            Action::TotpRemoved => "mfa.totp_removed",
+            Action::RecoveryCodesGenerated => "mfa.recovery_codes_generated",
+            Action::RecoveryCodeUsed => "mfa.recovery_code_used",
+            Action::MfaReset => "mfa.reset",
         }
     }
 }

@@ -97,6 +97,14 @@ id_type!(
     /// An API token's public handle (never its secret).
     ApiTokenId
 );
+id_type!(
+    /// A TOTP authenticator of a user (its seed is a sealed secret).
+    TotpCredentialId
+);
+id_type!(
+    /// One generated set of recovery codes.
+    RecoveryCodeSetId
+);
 
 #[cfg(test)]
 mod tests {

@@ -62,23 +62,6 @@ pub fn introspect(
     Ok(Ok(inactive))
 }
 
-/// The introspection answer for a valid API token.
-pub fn api_token_response(provider: &Provider, p: &crate::tokens::ApiPrincipal) -> Value {
-    json!({
-        "active": true,
-        "token_type": "api_token",
-        "token_kind": p.kind,
-        "iss": provider.issuer,
-        "sub": p.subject(),
-        "client_id": p.token_id.to_string(),
-        "scope": p.scope_string(),
-        "exp": unix(p.expires_at),
-        "organisation_id": p.organisation_id.to_string(),
-        "project_id": p.project_id.map(|x| x.to_string()),
-        "roles": p.roles,
-    })
-}
-
 pub fn inactive() -> Value {
     json!({"active": false})
 }

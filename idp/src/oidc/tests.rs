@@ -385,10 +385,36 @@ fn purge_keeps_live_grants_and_removes_spent_ones() {
     w.clock.advance(3600);
     let now = w.clock.now_naive();
     let purged = w.db.write(|c| purge(c, now)).unwrap();
-    assert_eq!(purged, 2, "the spent code and the client_credentials grant");
+    assert_eq!(purged, 1, "the spent code (client_credentials keeps no grant)");
     assert!(w.refresh(t.refresh_token.as_deref().unwrap()).is_ok(), "the refresh family lives on");
     assert!(!w.access_ok(&cc.access_token));
     w.clock.advance(REFRESH_TOKEN_TTL_SECS + 3600);
     let now = w.clock.now_naive();
     assert!(w.db.write(|c| purge(c, now)).unwrap() >= 3, "refresh tokens and their grant");
+}
+
+#[test]
+fn client_credentials_write_nothing_and_are_revoked_by_jti() {
+    let w = world();
+    let cc = || w.token("app", TokenParams { grant_type: Some("client_credentials".into()), ..Default::default() });
+    let (a, b) = (cc().unwrap(), cc().unwrap());
+    let grants: i64 =
+        w.db.read(|c| {
+            use diesel::prelude::*;
+            crate::storage::schema::oauth_grants::table.count().get_result(c).map_err(StorageError::from)
+        })
+        .unwrap();
+    assert_eq!(grants, 0, "no row per grant");
+    assert!(w.access_ok(&a.access_token) && w.access_ok(&b.access_token));
+    let now = w.clock.now_naive();
+    let revoke = |client: &str, token: &str| {
+        let creds = ClientCredentials { basic: Some((client.into(), SECRET.into())), ..Default::default() };
+        w.db.write(|c| super::revocation::revoke(c, &w.provider, now, &creds, token)).unwrap().unwrap();
+    };
+    revoke("other", &a.access_token);
+    assert!(w.access_ok(&a.access_token), "another client cannot revoke it");
+    revoke("app", &a.access_token);
+    revoke("app", &a.access_token);
+    assert!(!w.access_ok(&a.access_token), "revoked");
+    assert!(w.access_ok(&b.access_token), "alone: its siblings live on");
 }

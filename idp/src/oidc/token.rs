@@ -234,6 +234,31 @@ pub fn verify_access_token(
     if !fresh || claims.get("iss").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
         return Ok(None);
     }
-    let Some(grant_id) = claims.get("jti").and_then(Value::as_str).and_then(grant_of_jti) else { return Ok(None) };
+    let Some(jti) = claims.get("jti").and_then(Value::as_str) else { return Ok(None) };
+    let Some(grant_id) = grant_of_jti(jti) else { return Ok(None) };
+    if grant_id == super::grants::client_credentials::CLIENT_CREDENTIALS_GRANT {
+        if conn.access_token_revoked(jti)? {
+            return Ok(None);
+        }
+        let text = |k: &str| claims.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        let grant = GrantRow {
+            id: grant_id.to_owned(),
+            client_id: text("client_id"),
+            user_id: None,
+            session_id: None,
+            scopes: text("scope"),
+            auth_time: None,
+            amr: "[]".into(),
+            acr: None,
+            created_at: claims
+                .get("iat")
+                .and_then(Value::as_i64)
+                .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+                .map(|d| d.naive_utc())
+                .unwrap_or(now),
+            revoked_at: None,
+        };
+        return Ok(Some((claims, grant)));
+    }
     Ok(live_grant(conn, grant_id)?.map(|g| (claims, g)))
 }

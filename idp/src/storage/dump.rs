@@ -14,8 +14,9 @@ use diesel::prelude::*;
 use super::api_tokens::{ApiTokenPolicyRow, ApiTokenRow, ApiTokenSecretRow};
 use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
+use super::mfa::{RecoveryCodeRow, TotpCredentialRow};
 use super::models::*;
-use super::oauth::{CodeRow, GrantRow, RefreshTokenRow};
+use super::oauth::{CodeRow, GrantRow, RefreshTokenRow, RevokedAccessTokenRow};
 use super::passwords::PasswordCredentialRow;
 use super::schema;
 use super::{DbConnection, StorageError, database_columns, on_concrete};
@@ -144,6 +145,8 @@ backed_up_tables! {
     login_flows: LoginFlowRow,
     external_identities: ExternalIdentityRow,
     password_credentials: PasswordCredentialRow,
+    totp_credentials: TotpCredentialRow,
+    recovery_codes: RecoveryCodeRow,
     organisations: OrganisationRow,
     projects: ProjectRow,
     custom_roles: CustomRoleRow,
@@ -153,6 +156,7 @@ backed_up_tables! {
     oauth_grants: GrantRow,
     oauth_codes: CodeRow,
     oauth_refresh_tokens: RefreshTokenRow,
+    revoked_access_tokens: RevokedAccessTokenRow,
     signing_keys: SigningKeyRow,
     organisation_connectors: OrganisationConnectorRow,
     api_tokens: ApiTokenRow,

@@ -11,6 +11,7 @@ pub mod connectors;
 mod db;
 pub mod dump;
 pub mod login_flows;
+pub mod mfa;
 pub mod models;
 pub mod oauth;
 pub mod organisations;

@@ -9,6 +9,17 @@ use serde::{Deserialize, Serialize};
 use super::schema::{oauth_codes, oauth_grants, oauth_refresh_tokens};
 use super::{DbConnection, StorageResult};
 
+/// An access token revoked before its expiry, named by its `jti`.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[diesel(table_name = super::schema::revoked_access_tokens)]
+pub struct RevokedAccessTokenRow {
+    pub jti: String,
+    pub client_id: String,
+    pub revoked_at: NaiveDateTime,
+    pub expires_at: NaiveDateTime,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[diesel(table_name = oauth_grants)]
@@ -81,6 +92,8 @@ pub trait OAuthRepository {
     /// Removes codes and refresh tokens that expired before `cutoff`, then grants made before
     /// `cutoff` that nothing hangs off any more. Returns the rows removed.
     fn purge_oauth(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize>;
+    fn revoke_access_token(&mut self, row: &RevokedAccessTokenRow) -> StorageResult<()>;
+    fn access_token_revoked(&mut self, jti: &str) -> StorageResult<bool>;
 }
 
 impl OAuthRepository for DbConnection {
@@ -154,6 +167,20 @@ impl OAuthRepository for DbConnection {
         Ok(if n == 1 { Use::First(row) } else { Use::Again(row) })
     }
 
+    fn revoke_access_token(&mut self, row: &RevokedAccessTokenRow) -> StorageResult<()> {
+        use super::schema::revoked_access_tokens as r;
+        let known = r::table.find(&row.jti).count().get_result::<i64>(self)? > 0;
+        if !known {
+            diesel::insert_into(r::table).values(row).execute(self)?;
+        }
+        Ok(())
+    }
+
+    fn access_token_revoked(&mut self, jti: &str) -> StorageResult<bool> {
+        use super::schema::revoked_access_tokens as r;
+        Ok(r::table.find(jti).count().get_result::<i64>(self)? > 0)
+    }
+
     fn purge_oauth(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize> {
         use diesel::dsl::{exists, not};
         let codes = diesel::delete(oauth_codes::table.filter(oauth_codes::expires_at.le(cutoff))).execute(self)?;
@@ -168,6 +195,11 @@ impl OAuthRepository for DbConnection {
                 ))),
         )
         .execute(self)?;
-        Ok(codes + tokens + grants)
+        let revoked = diesel::delete(
+            super::schema::revoked_access_tokens::table
+                .filter(super::schema::revoked_access_tokens::expires_at.le(cutoff)),
+        )
+        .execute(self)?;
+        Ok(codes + tokens + grants + revoked)
     }
 }

@@ -288,3 +288,40 @@ diesel::table! {
 
 diesel::joinable!(api_token_secrets -> api_tokens (token_id));
 diesel::allow_tables_to_appear_in_same_query!(api_tokens, api_token_secrets, api_token_policies);
+
+diesel::table! {
+    totp_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        secret_id -> Text,
+        confirmed_at -> Nullable<Timestamp>,
+        last_used_step -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    recovery_codes (code_hash) {
+        code_hash -> Text,
+        user_id -> Text,
+        set_id -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(totp_credentials -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(totp_credentials, recovery_codes, users);
+diesel::allow_tables_to_appear_in_same_query!(totp_credentials, secrets);
+
+diesel::table! {
+    revoked_access_tokens (jti) {
+        jti -> Text,
+        client_id -> Text,
+        revoked_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

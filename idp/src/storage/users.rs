@@ -111,6 +111,12 @@ impl UserRepository for DbConnection {
     }
 
     fn delete_user(&mut self, id: UserId) -> StorageResult<()> {
+        use super::schema::{secrets, totp_credentials};
+        // The cascade removes the user's TOTP credentials but cannot reach their sealed seeds.
+        let seeds = totp_credentials::table
+            .filter(totp_credentials::user_id.eq(id.to_string()))
+            .select(totp_credentials::secret_id);
+        diesel::delete(secrets::table.filter(secrets::id.eq_any(seeds))).execute(self)?;
         let n = diesel::delete(users::table.find(id.to_string())).execute(self)?;
         if n == 0 { Err(StorageError::NotFound) } else { Ok(()) }
     }

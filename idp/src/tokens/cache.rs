@@ -3,7 +3,7 @@
 //! short TTL, which bounds how long another instance's revocation can go unseen.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDateTime;
@@ -18,7 +18,9 @@ pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 struct Entry {
-    principal: ApiPrincipal,
+    principal: Arc<ApiPrincipal>,
+    /// The introspection answer, rendered once.
+    answer: bytes::Bytes,
     fetched: Instant,
     generation: u64,
     touched: Instant,
@@ -33,7 +35,8 @@ pub struct TokenCache {
 /// A cache hit, and whether the caller should record the token's last use now.
 #[derive(Debug)]
 pub struct Hit {
-    pub principal: ApiPrincipal,
+    pub principal: Arc<ApiPrincipal>,
+    pub answer: bytes::Bytes,
     pub touch: bool,
 }
 
@@ -51,7 +54,7 @@ impl TokenCache {
             return None;
         }
         let touch = e.touched.elapsed() >= TOUCH_EVERY;
-        let principal = e.principal.clone();
+        let (principal, answer) = (e.principal.clone(), e.answer.clone());
         drop(guard);
         if touch {
             if let Ok(mut w) = self.entries.write() {
@@ -60,12 +63,12 @@ impl TokenCache {
                 }
             }
         }
-        Some(Hit { principal, touch })
+        Some(Hit { principal, answer, touch })
     }
 
     /// Remembers a lookup made at `generation` (read before the lookup, so a revocation
     /// that raced with it leaves the entry stale).
-    pub fn put(&self, secret_hash: String, principal: ApiPrincipal, generation: u64) {
+    pub fn put(&self, secret_hash: String, principal: Arc<ApiPrincipal>, answer: bytes::Bytes, generation: u64) {
         if self.ttl.is_zero() {
             return;
         }
@@ -74,7 +77,7 @@ impl TokenCache {
                 w.clear();
             }
             let now = Instant::now();
-            w.insert(secret_hash, Entry { principal, fetched: now, generation, touched: now });
+            w.insert(secret_hash, Entry { principal, answer, fetched: now, generation, touched: now });
         }
     }
 }

@@ -94,6 +94,23 @@ impl ApiPrincipal {
     pub fn allows(&self, p: Permission) -> bool {
         self.scopes.contains(&p)
     }
+
+    /// The RFC 7662 answer about this token from `issuer`.
+    pub fn introspection(&self, issuer: &str) -> serde_json::Value {
+        serde_json::json!({
+            "active": true,
+            "token_type": "api_token",
+            "token_kind": self.kind,
+            "iss": issuer,
+            "sub": self.subject(),
+            "client_id": self.token_id.to_string(),
+            "scope": self.scope_string(),
+            "exp": self.expires_at.and_utc().timestamp(),
+            "organisation_id": self.organisation_id.to_string(),
+            "project_id": self.project_id.map(|x| x.to_string()),
+            "roles": self.roles,
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -193,13 +210,18 @@ pub(crate) fn role_name(conn: &mut impl OrganisationRepository, role: RoleRef) -
 #[derive(Debug)]
 pub struct Validator {
     cache: cache::TokenCache,
+    issuer: String,
     /// Clients' `project` references, resolved once (a project never changes organisation).
     client_projects: std::sync::RwLock<std::collections::HashMap<String, (OrganisationId, ProjectId)>>,
 }
 
 impl Validator {
-    pub fn new(ttl: std::time::Duration) -> Self {
-        Self { cache: cache::TokenCache::new(ttl), client_projects: Default::default() }
+    pub fn new(ttl: std::time::Duration, issuer: &str) -> Self {
+        Self {
+            cache: cache::TokenCache::new(ttl),
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            client_projects: Default::default(),
+        }
     }
 
     /// `Err(Malformed)` for anything not in the token format; `Ok(None)` when storage must answer.
@@ -214,11 +236,12 @@ impl Validator {
         conn: &mut (impl ApiTokenRepository + OrganisationRepository + UserRepository),
         presented: &str,
         now: NaiveDateTime,
-    ) -> Result<ApiPrincipal, TokenError> {
+    ) -> Result<cache::Hit, TokenError> {
         let generation = crate::storage::api_tokens::revocation_generation();
-        let p = authenticate(conn, presented, now)?;
-        self.cache.put(hash_token(presented), p.clone(), generation);
-        Ok(p)
+        let p = std::sync::Arc::new(authenticate(conn, presented, now)?);
+        let answer = bytes::Bytes::from(p.introspection(&self.issuer).to_string());
+        self.cache.put(hash_token(presented), p.clone(), answer.clone(), generation);
+        Ok(cache::Hit { principal: p, answer, touch: true })
     }
 
     /// Either step, for callers already holding a connection.
@@ -227,9 +250,9 @@ impl Validator {
         conn: &mut (impl ApiTokenRepository + OrganisationRepository + UserRepository),
         presented: &str,
         now: NaiveDateTime,
-    ) -> Result<ApiPrincipal, TokenError> {
+    ) -> Result<cache::Hit, TokenError> {
         match self.cached(presented, now)? {
-            Some(hit) => Ok(hit.principal),
+            Some(hit) => Ok(hit),
             None => self.load(conn, presented, now),
         }
     }

@@ -179,7 +179,7 @@ fn a_rotation_grace_out_of_range_changes_nothing() {
 fn revocation_is_seen_at_once_even_through_the_cache() {
     let w = world();
     let t = w.service();
-    let v = Validator::new(std::time::Duration::from_secs(60));
+    let v = Validator::new(std::time::Duration::from_secs(60), "https://id.example.com");
     w.db.read(|c| v.validate(c, &t.secret, w.now())).unwrap();
     assert!(v.cached(&t.secret, w.now()).unwrap().is_some(), "cached");
     w.db.write(|c| tokens::revoke(c, &w.auditor, w.now(), Caller::Operator, &t.token.id.to_string())).unwrap();
@@ -192,7 +192,7 @@ fn a_cached_token_still_expires() {
     let w = world();
     let t = w.service();
     let new = w.rotate(t.token.id, 1);
-    let v = Validator::new(std::time::Duration::from_secs(60));
+    let v = Validator::new(std::time::Duration::from_secs(60), "https://id.example.com");
     w.db.read(|c| v.validate(c, &t.secret, w.now())).unwrap();
     w.db.read(|c| v.validate(c, &new, w.now())).unwrap();
     w.clock.advance(3600);

@@ -205,9 +205,9 @@ async fn introspect_api_token(
     let now = state.clock.now_naive();
     let cached = state.tokens.cached(&token, now).ok().flatten();
     let known_project = project_ref.as_deref().map(|r| state.tokens.client_project(r));
-    let (principal, touch, client_project) = match (cached, known_project) {
-        (Some(hit), None) => (Some(hit.principal), hit.touch, None),
-        (Some(hit), Some(Some(p))) => (Some(hit.principal), hit.touch, Some(Some(p))),
+    let (hit, client_project) = match (cached, known_project) {
+        (Some(hit), None) => (Some(hit), None),
+        (Some(hit), Some(Some(p))) => (Some(hit), Some(Some(p))),
         _ => {
             let s = state.clone();
             let r = web::block(move || {
@@ -224,7 +224,7 @@ async fn introspect_api_token(
             .map_err(WebError::from)
             .and_then(|r| r.map_err(WebError::from));
             match r {
-                Ok((principal, project)) => (principal, true, project),
+                Ok((hit, project)) => (hit, project),
                 Err(e) => {
                     tracing::error!(error = %e, "introspection failed");
                     return oauth_error(&OAuthError::new(
@@ -235,13 +235,16 @@ async fn introspect_api_token(
             }
         }
     };
-    let Some(p) = principal.filter(|p| crate::tokens::visible_to(client_project, p)) else {
+    let Some(hit) = hit.filter(|h| crate::tokens::visible_to(client_project, &h.principal)) else {
         return json_no_store(&introspection::inactive());
     };
-    if touch {
-        record_token_use(&state, req, &p);
+    if hit.touch {
+        record_token_use(&state, req, &hit.principal);
     }
-    json_no_store(&introspection::api_token_response(&state.oidc, &p))
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(hit.answer)
 }
 
 /// Writes a token's last use, off the request path (at most once a minute per token).
