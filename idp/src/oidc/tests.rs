@@ -72,6 +72,7 @@ fn world() -> World {
             client("spa", false, |_| {}),
             client("legacy", true, |c| c.require_pkce = false),
             client("third", true, |c| c.first_party = false),
+            client("billing", true, |c| c.project = Some("acme/billing".into())),
         ],
         &|_| None,
         &mut problems,
@@ -417,4 +418,45 @@ fn client_credentials_write_nothing_and_are_revoked_by_jti() {
     revoke("app", &a.access_token);
     assert!(!w.access_ok(&a.access_token), "revoked");
     assert!(w.access_ok(&b.access_token), "alone: its siblings live on");
+}
+
+#[test]
+fn tokens_for_a_project_client_carry_the_users_role_there() {
+    let w = world();
+    let now = w.clock.now_naive();
+    let auditor =
+        crate::audit::Auditor::new(crate::crypto::pseudonym::Pseudonymiser::new(zeroize::Zeroizing::new(vec![3; 32])));
+    // Before the project exists: no project claims.
+    let t = w.redeem("billing", &w.code(&params("billing")), Some(VERIFIER)).unwrap();
+    let id = w.provider.signer.verify(t.id_token.as_deref().unwrap(), "JWT").unwrap();
+    assert!(id.get("roles").is_none());
+    w.db.write(|c| {
+        use crate::admin::organisations as o;
+        o::create_organisation(c, &auditor, now, crate::audit::Actor::Cli, "Acme", Some("acme"), &[])?;
+        o::create_project(c, &auditor, now, crate::audit::Actor::Cli, "acme", "Billing", Some("billing"))
+    })
+    .unwrap();
+    let t = w.redeem("billing", &w.code(&params("billing")), Some(VERIFIER)).unwrap();
+    let id = w.provider.signer.verify(t.id_token.as_deref().unwrap(), "JWT").unwrap();
+    assert_eq!(id["roles"], serde_json::json!([]), "not a member: no role");
+    let project = id["project_id"].as_str().unwrap().parse().unwrap();
+    w.db.write(|c| {
+        use crate::storage::organisations::OrganisationRepository;
+        c.set_project_member(
+            project,
+            w.session.user_id,
+            crate::domain::role::RoleRef::Builtin(crate::domain::role::BuiltinRole::Admin),
+            now,
+        )
+    })
+    .unwrap();
+    let t = w.redeem("billing", &w.code(&params("billing")), Some(VERIFIER)).unwrap();
+    let id = w.provider.signer.verify(t.id_token.as_deref().unwrap(), "JWT").unwrap();
+    let at = w.provider.signer.verify(&t.access_token, "at+jwt").unwrap();
+    assert_eq!(id["roles"], serde_json::json!(["admin"]));
+    assert_eq!(at["roles"], serde_json::json!(["admin"]));
+    assert_eq!(at["project_id"], id["project_id"]);
+    let other = w.redeem("app", &w.code(&params("app")), Some(VERIFIER)).unwrap();
+    let at = w.provider.signer.verify(&other.access_token, "at+jwt").unwrap();
+    assert!(at.get("roles").is_none(), "a client without a project gets no roles");
 }

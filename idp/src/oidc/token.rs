@@ -108,6 +108,17 @@ pub fn grant_of_jti(jti: &str) -> Option<&str> {
     jti.split_once('.').map(|(g, _)| g)
 }
 
+/// The RFC 9068 claims every access token of `g` carries.
+pub fn access_claims(provider: &Provider, now: NaiveDateTime, g: &GrantRow, scope: &str) -> Value {
+    let iat = unix(now);
+    let sub = g.user_id.as_deref().unwrap_or(&g.client_id);
+    json!({
+        "iss": provider.issuer, "sub": sub, "aud": provider.default_resource(), "client_id": g.client_id,
+        "iat": iat, "exp": iat + ACCESS_TOKEN_TTL_SECS, "jti": format!("{}.{}", g.id, random_token(12)),
+        "scope": scope,
+    })
+}
+
 pub fn issue(
     conn: &mut DbConnection,
     provider: &Provider,
@@ -116,14 +127,17 @@ pub fn issue(
 ) -> Outcome<TokenResponse> {
     let g = what.grant;
     let iat = unix(now);
-    let sub = g.user_id.clone().unwrap_or_else(|| g.client_id.clone());
     let amr: Value = serde_json::from_str(&g.amr).unwrap_or_else(|_| json!([]));
     let scope = what.scopes.join(" ");
-    let mut at = json!({
-        "iss": provider.issuer, "sub": sub, "aud": provider.default_resource(), "client_id": g.client_id,
-        "iat": iat, "exp": iat + ACCESS_TOKEN_TTL_SECS, "jti": format!("{}.{}", g.id, random_token(12)),
-        "scope": scope,
-    });
+    let mut at = access_claims(provider, now, g, &scope);
+    let project_claims = match (&g.user_id, provider.client(&g.client_id).and_then(|c| c.project.as_deref())) {
+        (Some(user), Some(reference)) => project_roles(conn, parse_id(user)?, reference)?,
+        _ => None,
+    };
+    if let (Some((project, roles)), Some(map)) = (&project_claims, at.as_object_mut()) {
+        map.insert("project_id".into(), project.clone().into());
+        map.insert("roles".into(), roles.clone().into());
+    }
     if g.user_id.is_some() {
         if let Some(map) = at.as_object_mut() {
             map.insert("auth_time".into(), g.auth_time.map(unix).into());
@@ -160,6 +174,10 @@ pub fn issue(
                 }
                 if what.scopes.iter().any(|s| s == "profile") {
                     map.insert("name".into(), user.display_name.clone().into());
+                }
+                if let Some((project, roles)) = &project_claims {
+                    map.insert("project_id".into(), project.clone().into());
+                    map.insert("roles".into(), roles.clone().into());
                 }
             }
             let alg = provider.client(&g.client_id).map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
@@ -208,12 +226,26 @@ pub fn exchange(
     match params.grant_type.as_deref() {
         Some("authorization_code") => super::grants::authorization_code::redeem(conn, provider, now, client, params),
         Some("refresh_token") => super::grants::refresh_token::refresh(conn, provider, now, client, params),
-        Some("client_credentials") => super::grants::client_credentials::grant(conn, provider, now, client, params),
+        Some("client_credentials") => Ok(super::grants::client_credentials::grant(provider, now, client, params)?),
         Some(super::grants::token_exchange::GRANT_TYPE) => {
             super::grants::token_exchange::exchange(conn, provider, now, client, params)
         }
         Some(_) => Ok(Err(err(ErrorCode::UnsupportedGrantType, "This grant type is not supported."))),
         None => Ok(Err(err(ErrorCode::InvalidRequest, "grant_type is missing."))),
+    }
+}
+
+/// `client_credentials` needs no storage at all: the web layer serves it without a
+/// database connection.
+pub fn client_credentials(
+    provider: &Provider,
+    now: NaiveDateTime,
+    creds: &ClientCredentials,
+    params: &TokenParams,
+) -> Result<Result<TokenResponse, OAuthError>, StorageError> {
+    match authenticate(provider, creds, true) {
+        Ok(client) => super::grants::client_credentials::grant(provider, now, client, params),
+        Err(e) => Ok(Err(e)),
     }
 }
 
@@ -261,4 +293,19 @@ pub fn verify_access_token(
         return Ok(Some((claims, grant)));
     }
     Ok(live_grant(conn, grant_id)?.map(|g| (claims, g)))
+}
+
+/// The client's project and the user's role in it (empty for a non-member), for the `roles`
+/// claim. `None` when the client's project does not exist.
+fn project_roles(
+    conn: &mut DbConnection,
+    user: crate::domain::UserId,
+    reference: &str,
+) -> Result<Option<(String, Vec<String>)>, StorageError> {
+    let Some((org, project)) = crate::tokens::resolve_project(conn, reference)? else { return Ok(None) };
+    let roles = match crate::admin::access::role_in(conn, user, org, Some(project))? {
+        Some(role) => vec![crate::tokens::role_name(conn, role)?],
+        None => Vec::new(),
+    };
+    Ok(Some((project.to_string(), roles)))
 }

@@ -198,7 +198,7 @@ fn principal(
     })
 }
 
-pub(crate) fn role_name(conn: &mut impl OrganisationRepository, role: RoleRef) -> Result<String, StorageError> {
+pub fn role_name(conn: &mut impl OrganisationRepository, role: RoleRef) -> Result<String, StorageError> {
     Ok(match role {
         RoleRef::Builtin(b) => b.as_str().to_owned(),
         RoleRef::Custom(id) => conn.find_custom_role(id)?.map(|r| r.name).unwrap_or_else(|| id.to_string()),

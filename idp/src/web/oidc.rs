@@ -130,6 +130,12 @@ pub async fn token(
     let Ok(form) = form else { return bad_body() };
     let mut params = form.into_inner();
     let creds = credentials(&req, params.client_id.take(), params.client_secret.take());
+    if params.grant_type.as_deref() == Some("client_credentials") {
+        // No storage involved: answered on this thread.
+        let now = state.clock.now_naive();
+        let r = token::client_credentials(&state.oidc, now, &creds, &params).map_err(WebError::from);
+        return outcome(r, |t| json_no_store(&t));
+    }
     let s = state.clone();
     let r = web::block(move || {
         let now = s.clock.now_naive();

@@ -4,10 +4,11 @@
 use chrono::NaiveDateTime;
 
 use crate::client_config::ClientSpec;
-use crate::oidc::errors::{ErrorCode, Outcome, err};
-use crate::oidc::token::{Issue, TokenParams, TokenResponse, issue};
-use crate::oidc::{Provider, parse_scopes};
-use crate::storage::DbConnection;
+use crate::crypto::signing::SigningAlgorithm;
+use crate::oidc::errors::{ErrorCode, OAuthError, err};
+use crate::oidc::token::{TokenParams, TokenResponse, access_claims};
+use crate::oidc::{ACCESS_TOKEN_TTL_SECS, Provider, parse_scopes};
+use crate::storage::StorageError;
 use crate::storage::oauth::GrantRow;
 
 /// The grant id in the `jti` of client_credentials access tokens, which have no grant row.
@@ -17,12 +18,11 @@ pub const CLIENT_CREDENTIALS_GRANT: &str = "cc";
 const USER_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access"];
 
 pub fn grant(
-    conn: &mut DbConnection,
     provider: &Provider,
     now: NaiveDateTime,
     client: &ClientSpec,
     p: &TokenParams,
-) -> Outcome<TokenResponse> {
+) -> Result<Result<TokenResponse, OAuthError>, StorageError> {
     if client.is_public() {
         return Ok(Err(err(ErrorCode::UnauthorizedClient, "A public client cannot use client_credentials.")));
     }
@@ -37,17 +37,23 @@ pub fn grant(
         client_id: client.client_id.clone(),
         user_id: None,
         session_id: None,
-        scopes: scopes.join(" "),
+        scopes: String::new(),
         auth_time: None,
         amr: "[]".into(),
         acr: None,
         created_at: now,
         revoked_at: None,
     };
-    issue(
-        conn,
-        provider,
-        now,
-        Issue { grant: &grant, scopes: &scopes, nonce: None, id_token: false, refresh_parent: None },
-    )
+    let scope = scopes.join(" ");
+    let claims = access_claims(provider, now, &grant, &scope);
+    let access_token = provider.signer.sign(SigningAlgorithm::Es256, "at+jwt", &claims, now)?;
+    Ok(Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: ACCESS_TOKEN_TTL_SECS,
+        scope,
+        id_token: None,
+        refresh_token: None,
+        issued_token_type: None,
+    }))
 }
