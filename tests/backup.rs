@@ -139,6 +139,12 @@ fn populate(s: &AppState) -> String {
             expires_at: now,
             consumed_at: Some(now),
         })?;
+        c.set_consent(&idp::storage::oauth::ConsentRow {
+            user_id: users[0].to_string(),
+            client_id: "third-party".into(),
+            scopes: "openid email".into(),
+            granted_at: now,
+        })?;
         c.revoke_access_token(&idp::storage::oauth::RevokedAccessTokenRow {
             jti: "cc.revoked-jti".into(),
             client_id: "app".into(),

@@ -49,7 +49,9 @@ fn world_with(db: Option<TestDb>, extra_env: &[(&str, &str)]) -> World {
          client_id = \"idp-broker\"\nclient_secret = \"{UP_SECRET}\"\n\n[[clients]]\nclient_id = \"rp\"\n\
          client_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\npost_logout_redirect_uris = [\"{rp}/bye\"]\n\n\
          [[clients]]\nclient_id = \"other\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\n\n\
-         [[clients]]\nclient_id = \"legacy\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\nrequire_pkce = false\n",
+         [[clients]]\nclient_id = \"legacy\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{rp}/cb\"]\nrequire_pkce = false\n\n\
+         [[clients]]\nclient_id = \"partner\"\nname = \"Partner App\"\nclient_secret_env = \"RP_SECRET\"\n\
+         redirect_uris = [\"{rp}/cb\"]\nfirst_party = false\n",
         upstream.base
     );
     let config = dir.path().join("idp.toml");
@@ -530,4 +532,57 @@ fn jose_verifies_tokens_before_during_and_after_a_signing_key_rotation() {
     let last = w.verify(&[&t2, &t3]);
     assert_eq!((last[0]["id"]["ok"].as_bool(), last[0]["access"]["ok"].as_bool()), (Some(false), Some(false)));
     assert!(replacement.contains(&kid(&last[1], "access")) && replacement.contains(&kid(&last[1], "id")));
+}
+
+fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+fn field(html: &str, marker: &str) -> String {
+    let start = html.find(marker).unwrap_or_else(|| panic!("{marker} not in {html}")) + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    unescape(&html[start..end])
+}
+
+#[test]
+fn a_third_party_client_gets_a_code_only_after_the_user_allows_it() {
+    let w = world();
+    let mut b = w.browser();
+    let cb: String = url::form_urlencoded::byte_serialize(format!("{}/cb", w.rp).as_bytes()).collect();
+    let u = w.server.url(&format!(
+        "/authorize?response_type=code&client_id=partner&scope=openid%20email&state=s1&redirect_uri={cb}\
+         &code_challenge={CHALLENGE}&code_challenge_method=S256"
+    ));
+    let page = b.open(&u);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Allow Partner App?") && page.body.contains("see your e-mail address"), "{}", page.body);
+    let csrf = field(&page.body, "name=\"csrf_token\" value=\"");
+    let query = field(&page.body, "name=\"query\" value=\"");
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let form =
+        |decision: &str, csrf: &str| format!("csrf_token={}&query={}&decision={decision}", enc(csrf), enc(&query));
+
+    // A forged form (no valid CSRF token) and a cross-site post change nothing.
+    assert_eq!(b.post_form(&w.server.url("/authorize/consent"), &w.server.base, &form("allow", "forged")).0, 403);
+    assert_eq!(b.post_form(&w.server.url("/authorize/consent"), "https://evil.example", &form("allow", &csrf)).0, 403);
+    assert_eq!(b.open(&u).status, 200, "still asks");
+
+    let (status, loc) = b.post_form(&w.server.url("/authorize/consent"), &w.server.base, &form("deny", &csrf));
+    assert_eq!(status, 303);
+    let denied = url::Url::parse(&loc.unwrap()).unwrap();
+    assert!(denied.as_str().starts_with(&format!("{}/cb", w.rp)));
+    assert_eq!(denied.query_pairs().find(|(k, _)| k == "error").unwrap().1, "access_denied");
+
+    let (status, loc) = b.post_form(&w.server.url("/authorize/consent"), &w.server.base, &form("allow", &csrf));
+    assert_eq!(status, 303);
+    let code = url::Url::parse(&loc.unwrap()).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+    let (status, tokens) = w.redeem("partner", &code, Some(VERIFIER));
+    assert_eq!(status, 200, "{tokens}");
+    // Asked once: the same request now goes straight back with a code.
+    assert!(b.open_until(&u, &w.rp).contains("code="));
 }

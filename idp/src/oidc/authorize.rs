@@ -11,7 +11,7 @@ use crate::client_config::ClientSpec;
 use crate::crypto::tokens::{hash_token, random_token};
 use crate::domain::session::Session;
 use crate::storage::StorageResult;
-use crate::storage::oauth::{CodeRow, GrantRow, OAuthRepository};
+use crate::storage::oauth::{CodeRow, ConsentRow, GrantRow, OAuthRepository};
 
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct AuthorizeParams {
@@ -39,6 +39,8 @@ pub enum Decision {
     Login { return_to: String, login_hint: Option<String> },
     /// Back to the client, with a code or an error.
     Redirect(String),
+    /// Ask the user whether a third-party client may have these scopes.
+    Consent { client_id: String, client_name: String, scopes: Vec<String> },
 }
 
 fn append(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
@@ -88,6 +90,7 @@ struct Checked<'a> {
     challenge: Option<String>,
     prompt_none: bool,
     prompt_login: bool,
+    prompt_consent: bool,
     max_age: Option<i64>,
 }
 
@@ -142,6 +145,7 @@ fn check<'a>(provider: &'a Provider, p: &AuthorizeParams) -> Result<Result<Check
             challenge,
             prompt_none,
             prompt_login: prompts.iter().any(|v| v == "login"),
+            prompt_consent: prompts.iter().any(|v| v == "consent"),
             max_age: max_age.map(i64::from),
         })
     })())
@@ -155,6 +159,32 @@ pub fn authorize(
     params: &AuthorizeParams,
     raw_query: &str,
     session: Option<&Session>,
+) -> StorageResult<Decision> {
+    decide(conn, provider, now, params, raw_query, session, None)
+}
+
+/// The user's answer on the consent page for the authorization request `params` (re-checked
+/// here: nothing the page posted but the answer is trusted).
+pub fn answer_consent(
+    conn: &mut impl OAuthRepository,
+    provider: &Provider,
+    now: NaiveDateTime,
+    params: &AuthorizeParams,
+    raw_query: &str,
+    session: &Session,
+    allow: bool,
+) -> StorageResult<Decision> {
+    decide(conn, provider, now, params, raw_query, Some(session), Some(allow))
+}
+
+fn decide(
+    conn: &mut impl OAuthRepository,
+    provider: &Provider,
+    now: NaiveDateTime,
+    params: &AuthorizeParams,
+    raw_query: &str,
+    session: Option<&Session>,
+    consent_answer: Option<bool>,
 ) -> StorageResult<Decision> {
     let checked = match check(provider, params) {
         Err(why) => return Ok(Decision::Refuse(why)),
@@ -186,13 +216,45 @@ pub fn authorize(
         return Ok(login(checked.prompt_none));
     }
     if !checked.client.first_party {
-        // The consent page is not built yet: third-party clients cannot be authorised.
-        return Ok(error_redirect(
-            provider,
-            &checked.redirect_uri,
-            state,
-            &err(ErrorCode::ConsentRequired, "This application needs consent, which idp cannot ask for yet."),
-        ));
+        let user = session.user_id.to_string();
+        match consent_answer {
+            Some(false) => {
+                return Ok(error_redirect(
+                    provider,
+                    &checked.redirect_uri,
+                    state,
+                    &err(ErrorCode::AccessDenied, "The user did not allow the application."),
+                ));
+            }
+            Some(true) => conn.set_consent(&ConsentRow {
+                user_id: user,
+                client_id: checked.client.client_id.clone(),
+                scopes: checked.scopes.join(" "),
+                granted_at: now,
+            })?,
+            None => {
+                let given = conn.consent(&user, &checked.client.client_id)?;
+                let covered = given.is_some_and(|c| {
+                    let allowed: Vec<&str> = c.scopes.split(' ').collect();
+                    checked.scopes.iter().all(|s| allowed.contains(&s.as_str()))
+                });
+                if checked.prompt_none && (!covered || checked.prompt_consent) {
+                    return Ok(error_redirect(
+                        provider,
+                        &checked.redirect_uri,
+                        state,
+                        &err(ErrorCode::ConsentRequired, "The user has not allowed this application yet."),
+                    ));
+                }
+                if !covered || checked.prompt_consent {
+                    return Ok(Decision::Consent {
+                        client_id: checked.client.client_id.clone(),
+                        client_name: checked.client.name.clone(),
+                        scopes: checked.scopes.clone(),
+                    });
+                }
+            }
+        }
     }
     let grant_id = uuid::Uuid::new_v4().to_string();
     conn.insert_grant(&GrantRow {

@@ -372,7 +372,8 @@ fn prompt_none_max_age_and_consent() {
     assert!(matches!(w.authorize(&p), Decision::Login { .. }), "session older than max_age");
     let p = AuthorizeParams { max_age: Some("1000".into()), ..params("app") };
     assert!(matches!(w.authorize(&p), Decision::Redirect(_)));
-    assert_eq!(w.error_of(&params("third")), "consent_required");
+    let p = AuthorizeParams { prompt: Some("none".into()), ..params("third") };
+    assert_eq!(w.error_of(&p), "consent_required", "prompt=none cannot show the consent page");
     let p = AuthorizeParams { scope: Some("openid admin".into()), ..params("app") };
     assert_eq!(w.error_of(&p), "invalid_scope");
 }
@@ -459,4 +460,81 @@ fn tokens_for_a_project_client_carry_the_users_role_there() {
     let other = w.redeem("app", &w.code(&params("app")), Some(VERIFIER)).unwrap();
     let at = w.provider.signer.verify(&other.access_token, "at+jwt").unwrap();
     assert!(at.get("roles").is_none(), "a client without a project gets no roles");
+}
+
+impl World {
+    fn answer(&self, p: &AuthorizeParams, allow: bool) -> Decision {
+        let now = self.clock.now_naive();
+        self.db
+            .write(|c| super::authorize::answer_consent(c, &self.provider, now, p, "", &self.session, allow))
+            .unwrap()
+    }
+
+    fn consents(&self) -> i64 {
+        use diesel::prelude::*;
+        self.db
+            .read(|c| crate::storage::schema::oauth_consents::table.count().get_result(c).map_err(StorageError::from))
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_third_party_client_is_asked_for_once_per_scope_set() {
+    let w = world();
+    match w.authorize(&params("third")) {
+        Decision::Consent { client_id, scopes, .. } => {
+            assert_eq!(client_id, "third");
+            assert_eq!(scopes, ["openid", "email", "offline_access"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(w.authorize(&params("app")), Decision::Redirect(_)), "first-party clients are never asked");
+    let code = match w.answer(&params("third"), true) {
+        Decision::Redirect(url) => query(&url, "code").unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert!(w.redeem("third", &code, Some(VERIFIER)).is_ok());
+    w.code(&params("third"));
+    let fewer = AuthorizeParams { scope: Some("openid".into()), ..params("third") };
+    w.code(&fewer);
+    let p = AuthorizeParams { prompt: Some("consent".into()), ..params("third") };
+    assert!(matches!(w.authorize(&p), Decision::Consent { .. }), "prompt=consent asks again");
+    let p = AuthorizeParams { prompt: Some("none".into()), ..params("third") };
+    w.code(&p);
+}
+
+#[test]
+fn asking_a_third_party_client_for_more_asks_again() {
+    let w = world();
+    let narrow = AuthorizeParams { scope: Some("openid".into()), ..params("third") };
+    assert!(matches!(w.answer(&narrow, true), Decision::Redirect(_)));
+    assert!(matches!(w.authorize(&params("third")), Decision::Consent { .. }));
+}
+
+#[test]
+fn a_denied_consent_tells_the_client_and_stores_nothing() {
+    let w = world();
+    match w.answer(&params("third"), false) {
+        Decision::Redirect(url) => {
+            assert_eq!(query(&url, "error").as_deref(), Some("access_denied"));
+            assert!(query(&url, "code").is_none());
+            assert_eq!(query(&url, "state").as_deref(), Some("st"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.consents(), 0);
+    assert!(matches!(w.authorize(&params("third")), Decision::Consent { .. }));
+}
+
+#[test]
+fn a_consent_answer_for_a_tampered_request_is_refused_and_stores_nothing() {
+    let w = world();
+    let p = AuthorizeParams { redirect_uri: Some("https://evil.example/cb".into()), ..params("third") };
+    assert!(matches!(w.answer(&p, true), Decision::Refuse(_)));
+    let p = AuthorizeParams { scope: Some("openid admin".into()), ..params("third") };
+    match w.answer(&p, true) {
+        Decision::Redirect(url) => assert_eq!(query(&url, "error").as_deref(), Some("invalid_scope")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(w.consents(), 0);
 }

@@ -16,7 +16,7 @@ use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
 use super::mfa::{RecoveryCodeRow, TotpCredentialRow};
 use super::models::*;
-use super::oauth::{CodeRow, GrantRow, RefreshTokenRow, RevokedAccessTokenRow};
+use super::oauth::{CodeRow, ConsentRow, GrantRow, RefreshTokenRow, RevokedAccessTokenRow};
 use super::passwords::PasswordCredentialRow;
 use super::schema;
 use super::{DbConnection, StorageError, database_columns, on_concrete};
@@ -157,6 +157,7 @@ backed_up_tables! {
     oauth_codes: CodeRow,
     oauth_refresh_tokens: RefreshTokenRow,
     revoked_access_tokens: RevokedAccessTokenRow,
+    oauth_consents: ConsentRow,
     signing_keys: SigningKeyRow,
     organisation_connectors: OrganisationConnectorRow,
     api_tokens: ApiTokenRow,

@@ -9,6 +9,17 @@ use serde::{Deserialize, Serialize};
 use super::schema::{oauth_codes, oauth_grants, oauth_refresh_tokens};
 use super::{DbConnection, StorageResult};
 
+/// The scopes a user allowed a third-party client.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[diesel(table_name = super::schema::oauth_consents)]
+pub struct ConsentRow {
+    pub user_id: String,
+    pub client_id: String,
+    pub scopes: String,
+    pub granted_at: NaiveDateTime,
+}
+
 /// An access token revoked before its expiry, named by its `jti`.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +104,9 @@ pub trait OAuthRepository {
     /// `cutoff` that nothing hangs off any more. Returns the rows removed.
     fn purge_oauth(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize>;
     fn revoke_access_token(&mut self, row: &RevokedAccessTokenRow) -> StorageResult<()>;
+    fn consent(&mut self, user_id: &str, client_id: &str) -> StorageResult<Option<ConsentRow>>;
+    /// Records a consent, replacing the previous one for that client.
+    fn set_consent(&mut self, row: &ConsentRow) -> StorageResult<()>;
     fn access_token_revoked(&mut self, jti: &str) -> StorageResult<bool>;
 }
 
@@ -165,6 +179,18 @@ impl OAuthRepository for DbConnection {
         .set(oauth_refresh_tokens::consumed_at.eq(now))
         .execute(self)?;
         Ok(if n == 1 { Use::First(row) } else { Use::Again(row) })
+    }
+
+    fn consent(&mut self, user_id: &str, client_id: &str) -> StorageResult<Option<ConsentRow>> {
+        use super::schema::oauth_consents as c;
+        Ok(c::table.find((user_id, client_id)).select(ConsentRow::as_select()).first(self).optional()?)
+    }
+
+    fn set_consent(&mut self, row: &ConsentRow) -> StorageResult<()> {
+        use super::schema::oauth_consents as c;
+        diesel::delete(c::table.find((&row.user_id, &row.client_id))).execute(self)?;
+        diesel::insert_into(c::table).values(row).execute(self)?;
+        Ok(())
     }
 
     fn revoke_access_token(&mut self, row: &RevokedAccessTokenRow) -> StorageResult<()> {

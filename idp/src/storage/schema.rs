@@ -325,3 +325,14 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    oauth_consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scopes -> Text,
+        granted_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(oauth_consents, users);

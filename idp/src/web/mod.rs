@@ -59,6 +59,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/jwks", web::get().to(oidc::jwks))
         .route("/.well-known/jwks.json", web::get().to(oidc::jwks))
         .route("/authorize", web::get().to(oidc::authorize))
+        .route("/authorize/consent", web::post().to(oidc::consent))
         .route("/userinfo", web::get().to(oidc::userinfo))
         .route("/userinfo", web::post().to(oidc::userinfo))
         .route("/logout", web::get().to(oidc::logout))

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::client_ip::client_ip;
 use super::error::WebError;
-use super::extract::MaybeSignedIn;
+use super::extract::{MaybeSignedIn, SignedIn};
+use super::views::Views;
 use crate::app::AppState;
 use crate::audit::Action;
 use crate::auth::session;
@@ -89,20 +90,86 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
 pub async fn authorize(
     req: HttpRequest,
     state: web::Data<AppState>,
+    views: web::Data<Views>,
     params: web::Query<AuthorizeParams>,
     MaybeSignedIn(session): MaybeSignedIn,
 ) -> Result<HttpResponse, WebError> {
     let raw_query = req.query_string().to_owned();
-    let s = state.clone();
+    let (s, q, current) = (state.clone(), raw_query.clone(), session.clone());
     let decision = web::block(move || {
         let now = s.clock.now_naive();
-        s.db.write(|conn| crate::oidc::authorize::authorize(conn, &s.oidc, now, &params, &raw_query, session.as_ref()))
+        s.db.write(|conn| crate::oidc::authorize::authorize(conn, &s.oidc, now, &params, &q, current.as_ref()))
     })
     .await??;
+    follow(&state, &views, decision, session.as_ref(), &raw_query)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    csrf_token: String,
+    /// The authorization request's query, as the consent page received it.
+    query: String,
+    decision: String,
+}
+
+/// The consent page's answer. The request is checked again from its query; the page's only
+/// other input is allow or deny.
+pub async fn consent(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    form: web::Form<ConsentForm>,
+) -> Result<HttpResponse, WebError> {
+    if !super::csrf::verify(&state.csrf_key, &session.id.to_string(), &form.csrf_token) {
+        return Err(WebError::Forbidden("The form has expired. Please go back, reload the page and try again."));
+    }
+    let allow = match form.decision.as_str() {
+        "allow" => true,
+        "deny" => false,
+        _ => return Err(WebError::BadRequest("The answer is neither allow nor deny.")),
+    };
+    let params = web::Query::<AuthorizeParams>::from_query(&form.query)
+        .map_err(|_| WebError::BadRequest("The request is malformed."))?
+        .into_inner();
+    let (s, q, current) = (state.clone(), form.query.clone(), session.clone());
+    let decision = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| crate::oidc::authorize::answer_consent(conn, &s.oidc, now, &params, &q, &current, allow))
+    })
+    .await??;
+    follow(&state, &views, decision, Some(&session), &form.query)
+}
+
+fn follow(
+    state: &AppState,
+    views: &Views,
+    decision: Decision,
+    session: Option<&crate::domain::session::Session>,
+    raw_query: &str,
+) -> Result<HttpResponse, WebError> {
     let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
     let location = match decision {
         Decision::Refuse(why) => return Err(WebError::BadRequest(why)),
         Decision::Redirect(url) => url,
+        Decision::Consent { client_id: _, client_name, scopes } => {
+            let Some(session) = session else { return Err(WebError::BadRequest("Sign in first.")) };
+            let described: Vec<String> = scopes.iter().map(|s| describe_scope(s)).collect();
+            let html = views.render(
+                "consent.html",
+                minijinja::context! {
+                    product_name => &state.config.product_name,
+                    signed_in => true,
+                    csrf_token => super::csrf::token(&state.csrf_key, &session.id.to_string()),
+                    client_name => client_name,
+                    scopes => described,
+                    query => raw_query,
+                },
+            )?;
+            return Ok(HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .insert_header((header::CACHE_CONTROL, "no-store"))
+                .body(html));
+        }
         Decision::Login { return_to, login_hint: Some(hint) } => {
             format!("/login/discover?email={}&return_to={}", enc(&hint), enc(&return_to))
         }
@@ -323,4 +390,15 @@ pub async fn logout(
         .cookie(super::routes::removal_cookie(&state))
         .insert_header((header::LOCATION, target))
         .finish())
+}
+
+/// What a scope means, for the consent page.
+fn describe_scope(scope: &str) -> String {
+    match scope {
+        "openid" => "know who you are (your account id here)".into(),
+        "email" => "see your e-mail address".into(),
+        "profile" => "see your name".into(),
+        "offline_access" => "keep access while you are away (until you sign out of it)".into(),
+        other => format!("use its permission \"{other}\""),
+    }
 }

@@ -15,6 +15,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("home.html", include_str!("../../../templates/home.html")),
     ("sessions.html", include_str!("../../../templates/sessions.html")),
     ("signup.html", include_str!("../../../templates/signup.html")),
+    ("consent.html", include_str!("../../../templates/consent.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../../templates/static/idp.css");
