@@ -320,3 +320,187 @@ fn token_exchange_refuses_what_it_must_and_issues_nothing() {
     assert_eq!(r.status(), 401, "an unauthenticated caller");
     assert!(w.active(&secret), "nothing happened to the token");
 }
+
+/// Bob, a member of billing (and of the organisation, if asked) with a live session made through the library against the
+/// server's own database; returns his session cookie value.
+fn bob_signed_in(w: &World, role: idp::domain::role::BuiltinRole, in_organisation: bool) -> String {
+    use idp::storage::organisations::OrganisationRepository;
+    use idp::storage::users::UserRepository;
+    let mut vars: Vec<(String, String)> = w.env.iter().filter(|(k, _)| k.starts_with("IDP_")).cloned().collect();
+    vars.push(("IDP_DATA_DIR".into(), w.dir.path().join("idp-data").display().to_string()));
+    let config = idp::config::Config::load_with(None, &vars).unwrap();
+    let s = idp::app::build_state(config).unwrap();
+    let now = s.clock.now_naive();
+    let (token, _) =
+        s.db.write(|c| {
+            let u = c.create_user(
+                &idp::domain::user::NewUser { email: Some("bob@example.com".into()), ..Default::default() },
+                now,
+            )?;
+            let org = c.find_organisation_by_slug("acme")?.unwrap();
+            let project = c.find_project_by_slug(org.id, "billing")?.unwrap();
+            c.set_project_member(project.id, u.id, idp::domain::role::RoleRef::Builtin(role), now)?;
+            if in_organisation {
+                c.set_organisation_member(org.id, u.id, idp::domain::role::RoleRef::Builtin(role), now)?;
+            }
+            idp::auth::session::start(
+                c,
+                &s.auditor,
+                &s.config.session,
+                now,
+                u.id,
+                &["fed".into()],
+                None,
+                &idp::auth::session::Origin::default(),
+            )
+        })
+        .unwrap();
+    token.expose().to_owned()
+}
+
+fn field(html: &str, marker: &str) -> String {
+    let start = html.find(marker).unwrap_or_else(|| panic!("{marker} not in {html}")) + marker.len();
+    let end = html[start..].find(['"', '<']).unwrap() + start;
+    html[start..end].to_owned()
+}
+
+#[test]
+fn a_user_manages_personal_tokens_on_their_page() {
+    let w = world(TestDb::sqlite());
+    let cookie = format!("idp_session={}", bob_signed_in(&w, idp::domain::role::BuiltinRole::Member, false));
+    let get =
+        || client().get(w.server.url("/account/tokens")).header("cookie", &cookie).send().unwrap().text().unwrap();
+    let page = get();
+    assert!(page.contains("You have no personal tokens"), "{page}");
+    let csrf = field(&page, "name=\"csrf_token\" value=\"");
+    let post = |path: &str, form: &[(&str, &str)]| {
+        let r = client().post(w.server.url(path)).header("cookie", &cookie).form(form).send().unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    let create = [
+        ("csrf_token", csrf.as_str()),
+        ("name", "laptop"),
+        ("organisation", "acme"),
+        ("project", "billing"),
+        ("scopes", "members_read"),
+        ("days", ""),
+    ];
+    let (status, _) = post(
+        "/account/tokens",
+        &[
+            ("csrf_token", "forged"),
+            ("name", "x"),
+            ("organisation", "acme"),
+            ("project", "billing"),
+            ("scopes", "members_read"),
+        ],
+    );
+    assert_eq!(status, 403, "no CSRF token, no token");
+    let (status, page) = post("/account/tokens", &create);
+    assert_eq!(status, 200);
+    let secret = field(&page, "<code class=\"secret\">");
+    assert!(secret.starts_with("idp_pat_"), "{page}");
+    let p = w.introspect("billing-app", &secret);
+    assert_eq!((p["active"].as_bool(), p["roles"].clone()), (Some(true), serde_json::json!(["member"])));
+
+    // Beyond his role: refused in words, nothing created.
+    let mut bad = create;
+    bad[4] = ("scopes", "members_manage");
+    let (status, page) = post("/account/tokens", &bad);
+    assert_eq!(status, 200);
+    assert!(page.contains("not among the user&#x27;s permissions") || page.contains("not among"), "{page}");
+
+    let id = field(&get(), "action=\"/account/tokens/").split('/').next().unwrap().to_owned();
+    let (_, page) = post(&format!("/account/tokens/{id}/rotate"), &[("csrf_token", &csrf), ("grace_hours", "1")]);
+    let rotated = field(&page, "<code class=\"secret\">");
+    assert!(w.active(&secret) && w.active(&rotated));
+    post(&format!("/account/tokens/{id}/revoke"), &[("csrf_token", &csrf)]);
+    assert!(!w.active(&rotated) && !w.active(&secret));
+    assert!(get().contains("revoked"));
+}
+
+#[test]
+fn the_json_api_manages_tokens_for_sessions_and_personal_tokens() {
+    let w = world(TestDb::sqlite());
+    let cookie = format!("idp_session={}", bob_signed_in(&w, idp::domain::role::BuiltinRole::Admin, true));
+    let page = client().get(w.server.url("/account/tokens")).header("cookie", &cookie).send().unwrap().text().unwrap();
+    let csrf = field(&page, "name=\"csrf_token\" value=\"");
+    let api = |method: reqwest::Method, path: &str, auth: &[(&str, &str)], body: Option<Value>| {
+        let mut r = client().request(method, w.server.url(path));
+        for (k, v) in auth {
+            r = r.header(*k, *v);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+    let session = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let body = serde_json::json!({"kind": "personal", "name": "ci", "project": "billing", "scopes": ["tokens_manage", "members_read"]});
+    let post = reqwest::Method::POST;
+
+    assert_eq!(api(post.clone(), "/api/v1/organisations/acme/tokens", &[], Some(body.clone())).0, 401);
+    let (status, r) = api(post.clone(), "/api/v1/organisations/acme/tokens", &session[..1], Some(body.clone()));
+    assert_eq!((status, r["error"].as_str()), (403, Some("csrf")), "a session needs the CSRF header");
+    let (status, r) = api(post.clone(), "/api/v1/organisations/acme/tokens", &session, Some(body.clone()));
+    assert_eq!(status, 201, "{r}");
+    let pat = r["secret"].as_str().unwrap().to_owned();
+
+    // The personal token itself may now call the API (it carries tokens_manage).
+    let bearer = format!("Bearer {pat}");
+    let as_token = [("authorization", bearer.as_str())];
+    let svc = serde_json::json!({"kind": "service", "name": "deploy", "project": "billing", "scopes": ["audit_read"]});
+    let (status, r) = api(post.clone(), "/api/v1/organisations/acme/tokens", &as_token, Some(svc));
+    assert_eq!(status, 201, "{r}");
+    let svc_id = r["token"]["id"].as_str().unwrap().to_owned();
+    let svc_secret = r["secret"].as_str().unwrap().to_owned();
+    let (status, r) = api(reqwest::Method::GET, "/api/v1/organisations/acme/tokens", &as_token, None);
+    assert_eq!(status, 200);
+    assert_eq!(r["tokens"].as_array().unwrap().len(), 2);
+    assert!(!r.to_string().contains(&svc_secret), "secrets are never listed");
+
+    let (status, r) = api(
+        post.clone(),
+        &format!("/api/v1/tokens/{svc_id}/rotate"),
+        &as_token,
+        Some(serde_json::json!({"grace_hours": 2})),
+    );
+    assert_eq!(status, 200, "{r}");
+    assert!(w.active(&svc_secret) && w.active(r["secret"].as_str().unwrap()));
+
+    // Refusals: malformed body, unknown fields, unknown org, another's guess.
+    for bad in [
+        serde_json::json!({"kind": "personal"}),
+        serde_json::json!({"kind": "x", "name": "n", "scopes": []}),
+        serde_json::json!({"kind": "service", "name": "n", "project": "billing", "scopes": ["audit_read"], "admin": true}),
+    ] {
+        let (status, r) = api(post.clone(), "/api/v1/organisations/acme/tokens", &as_token, Some(bad.clone()));
+        assert_eq!(status, 400, "{bad}: {r}");
+    }
+    assert_eq!(api(reqwest::Method::GET, "/api/v1/organisations/nope/tokens", &as_token, None).0, 404);
+    assert_eq!(
+        api(reqwest::Method::DELETE, "/api/v1/tokens/0b8c7a4e-1d7f-4c38-9d40-7d0e4a6b2f11", &as_token, None).0,
+        404
+    );
+    let svc_bearer = format!("Bearer {svc_secret}");
+    assert_eq!(
+        api(reqwest::Method::GET, "/api/v1/organisations/acme/tokens", &[("authorization", &svc_bearer)], None).0,
+        403,
+        "a service token without tokens_manage"
+    );
+    assert_eq!(
+        api(
+            reqwest::Method::GET,
+            "/api/v1/organisations/acme/tokens",
+            &[("authorization", "Bearer idp_pat_nonsense")],
+            None
+        )
+        .0,
+        401
+    );
+
+    assert_eq!(api(reqwest::Method::DELETE, &format!("/api/v1/tokens/{svc_id}"), &as_token, None).0, 204);
+    assert!(!w.active(&svc_secret));
+}

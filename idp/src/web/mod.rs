@@ -10,6 +10,7 @@ pub mod middleware;
 pub mod oidc;
 pub mod password;
 pub mod routes;
+pub mod tokens;
 pub mod views;
 
 use actix_web::http::StatusCode;
@@ -79,6 +80,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .wrap(from_fn(middleware::client_auth_rate_limit))
                 .route(web::post().to(oidc::revoke)),
         )
+        .route("/account/tokens", web::get().to(tokens::page))
+        .route("/account/tokens", web::post().to(tokens::create))
+        .route("/account/tokens/{id}/rotate", web::post().to(tokens::rotate))
+        .route("/account/tokens/{id}/revoke", web::post().to(tokens::revoke))
+        .route("/api/v1/organisations/{org}/tokens", web::get().to(tokens::api_list))
+        .route("/api/v1/organisations/{org}/tokens", web::post().to(tokens::api_create))
+        .route("/api/v1/tokens/{id}/rotate", web::post().to(tokens::api_rotate))
+        .route("/api/v1/tokens/{id}", web::delete().to(tokens::api_revoke))
         .route("/sessions", web::get().to(routes::sessions_page))
         .route("/sessions/{id}/end", web::post().to(routes::end_session))
         .route("/identities/{id}/unlink", web::post().to(routes::unlink_identity));

@@ -16,6 +16,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("sessions.html", include_str!("../../../templates/sessions.html")),
     ("signup.html", include_str!("../../../templates/signup.html")),
     ("consent.html", include_str!("../../../templates/consent.html")),
+    ("tokens.html", include_str!("../../../templates/tokens.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../../templates/static/idp.css");

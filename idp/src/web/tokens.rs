@@ -1,0 +1,393 @@
+//! API tokens over HTTP: the user's own page (`/account/tokens`) and the JSON API
+//! (`/api/v1/...`). Both call `admin::tokens`, which decides who may do what.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use minijinja::context;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::error::WebError;
+use super::extract::SignedIn;
+use super::views::Views;
+use crate::admin::organisations::AdminError;
+use crate::admin::tokens::{self, Caller, IssuedToken, NewToken, TokenInfo};
+use crate::app::AppState;
+use crate::domain::session::Session;
+use crate::tokens::{TokenKind, parse_permission};
+
+fn state_of(t: &TokenInfo, now: chrono::NaiveDateTime) -> &'static str {
+    match (t.revoked_at, t.expires_at <= now) {
+        (Some(_), _) => "revoked",
+        (None, true) => "expired",
+        (None, false) => "active",
+    }
+}
+
+fn scopes(raw: &str) -> Result<std::collections::BTreeSet<crate::domain::role::Permission>, AdminError> {
+    raw.split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_permission(s).ok_or_else(|| AdminError::Invalid(format!("unknown scope {s}"))))
+        .collect()
+}
+
+// ---------------------------------------------------------------- the page
+
+#[derive(Debug, Deserialize)]
+pub struct CreateForm {
+    csrf_token: String,
+    name: String,
+    organisation: String,
+    project: String,
+    scopes: String,
+    days: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RotateForm {
+    csrf_token: String,
+    grace_hours: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    csrf_token: String,
+}
+
+#[derive(Default)]
+struct Shown {
+    secret: Option<String>,
+    rotated: bool,
+    grace_hours: i64,
+    error: Option<String>,
+}
+
+async fn render(
+    state: &web::Data<AppState>,
+    views: &Views,
+    session: &Session,
+    shown: Shown,
+) -> Result<HttpResponse, WebError> {
+    let s = state.clone();
+    let user = session.user_id;
+    let list = web::block(move || s.db.read(|conn| tokens::list_own(conn, user))).await?.map_err(admin_to_web)?;
+    let now = state.clock.now_naive();
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|t| {
+            json!({"id": t.id.to_string(), "name": t.name, "scopes": t.scopes, "expires_at": t.expires_at.to_string(),
+                   "last_used_at": t.last_used_at.map(|l| l.to_string()), "state": state_of(t, now)})
+        })
+        .collect();
+    let html = views.render(
+        "tokens.html",
+        context! {
+            product_name => &state.config.product_name,
+            signed_in => true,
+            csrf_token => super::csrf::token(&state.csrf_key, &session.id.to_string()),
+            tokens => rows,
+            secret => shown.secret,
+            rotated => shown.rotated,
+            grace_hours => shown.grace_hours,
+            error => shown.error,
+        },
+    )?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(html))
+}
+
+fn admin_to_web(e: AdminError) -> WebError {
+    match e {
+        AdminError::NotFound(_) => WebError::NotFound,
+        AdminError::Forbidden(why) => WebError::Forbidden(why),
+        AdminError::Storage(s) => s.into(),
+        AdminError::Invalid(_) | AdminError::Conflict(_) => WebError::BadRequest("The request was refused."),
+    }
+}
+
+fn check_csrf(state: &AppState, session: &Session, token: &str) -> Result<(), WebError> {
+    if super::csrf::verify(&state.csrf_key, &session.id.to_string(), token) {
+        Ok(())
+    } else {
+        Err(WebError::Forbidden("The form has expired. Please go back, reload the page and try again."))
+    }
+}
+
+/// The outcome of a form: the secret to show once, or the refusal in words.
+async fn after(
+    state: &web::Data<AppState>,
+    views: &Views,
+    session: &Session,
+    r: Result<Option<(IssuedToken, Option<i64>)>, AdminError>,
+) -> Result<HttpResponse, WebError> {
+    let shown = match r {
+        Ok(None) => Shown::default(),
+        Ok(Some((issued, grace))) => Shown {
+            secret: Some(issued.secret),
+            rotated: grace.is_some(),
+            grace_hours: grace.unwrap_or(0),
+            error: None,
+        },
+        Err(AdminError::Invalid(why)) | Err(AdminError::Conflict(why)) => {
+            Shown { error: Some(why), ..Shown::default() }
+        }
+        Err(AdminError::NotFound(what)) => Shown { error: Some(format!("{what} not found")), ..Shown::default() },
+        Err(AdminError::Forbidden(why)) => Shown { error: Some(why.to_owned()), ..Shown::default() },
+        Err(AdminError::Storage(e)) => return Err(e.into()),
+    };
+    render(state, views, session, shown).await
+}
+
+pub async fn page(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+) -> Result<HttpResponse, WebError> {
+    render(&state, &views, &session, Shown::default()).await
+}
+
+pub async fn create(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    form: web::Form<CreateForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form.csrf_token)?;
+    let f = form.into_inner();
+    let (s, user) = (state.clone(), session.user_id);
+    let r = web::block(move || {
+        let days = match f.days.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+            None => None,
+            Some(d) => {
+                Some(d.parse::<i64>().map_err(|_| AdminError::Invalid("the lifetime is a number of days".into()))?)
+            }
+        };
+        let new = NewToken {
+            kind: TokenKind::Personal,
+            name: &f.name,
+            organisation: f.organisation.trim(),
+            project: Some(f.project.trim()),
+            user: None,
+            scopes: scopes(&f.scopes)?,
+            lifetime_days: days,
+        };
+        let now = s.clock.now_naive();
+        s.db.write(|conn| tokens::create(conn, &s.auditor, now, Caller::User(user), &new)).map(|t| Some((t, None)))
+    })
+    .await?;
+    after(&state, &views, &session, r).await
+}
+
+pub async fn rotate(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    id: web::Path<String>,
+    form: web::Form<RotateForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form.csrf_token)?;
+    let grace = form.grace_hours.as_deref().map(str::trim).filter(|g| !g.is_empty()).unwrap_or("0").parse::<i64>();
+    let Ok(grace) = grace else { return Err(WebError::BadRequest("The grace period is a number of hours.")) };
+    let (s, user, id) = (state.clone(), session.user_id, id.into_inner());
+    let r = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| tokens::rotate(conn, &s.auditor, now, Caller::User(user), &id, grace))
+            .map(|t| Some((t, Some(grace))))
+    })
+    .await?;
+    after(&state, &views, &session, r).await
+}
+
+pub async fn revoke(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    id: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form.csrf_token)?;
+    let (s, user, id) = (state.clone(), session.user_id, id.into_inner());
+    let r = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| tokens::revoke(conn, &s.auditor, now, Caller::User(user), &id)).map(|()| None)
+    })
+    .await?;
+    after(&state, &views, &session, r).await
+}
+
+// ---------------------------------------------------------------- the JSON API
+
+/// An API refusal: `{"error": code, "message": words}` with the matching status.
+fn api_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"error": code, "message": message}))
+}
+
+fn api_admin_error(e: AdminError) -> HttpResponse {
+    match e {
+        AdminError::Invalid(why) => api_error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+        AdminError::Conflict(why) => api_error(StatusCode::CONFLICT, "conflict", &why),
+        // Forbidden on something the caller can see; what they cannot see is NotFound.
+        AdminError::Forbidden(why) => api_error(StatusCode::FORBIDDEN, "forbidden", why),
+        AdminError::NotFound(what) => api_error(StatusCode::NOT_FOUND, "not_found", &format!("{what} not found")),
+        AdminError::Storage(e) => {
+            tracing::error!(error = %e, "api: storage failure");
+            api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server could not complete the request.")
+        }
+    }
+}
+
+/// Who calls the API: a personal API token carrying `tokens_manage` (acting as its user), or a
+/// browser session, whose unsafe requests must carry its CSRF token in `X-CSRF-Token`.
+async fn api_caller(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Caller, HttpResponse> {
+    let unauthorized =
+        || api_error(StatusCode::UNAUTHORIZED, "unauthorized", "Authenticate with a session or a personal token.");
+    if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
+        let Some(bearer) = auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer ")) else {
+            return Err(unauthorized());
+        };
+        let (s, presented) = (state.clone(), bearer.trim().to_owned());
+        let now = state.clock.now_naive();
+        let r = web::block(move || s.db.read(|conn| s.tokens.validate(conn, &presented, now))).await;
+        return match r {
+            Ok(Ok(hit)) => match hit.principal.user_id {
+                Some(user) if hit.principal.allows(crate::domain::role::Permission::TokensManage) => {
+                    Ok(Caller::User(user))
+                }
+                _ => Err(api_error(StatusCode::FORBIDDEN, "forbidden", "The token lacks the tokens_manage scope.")),
+            },
+            Ok(Err(crate::tokens::TokenError::Storage(e))) => Err(api_admin_error(AdminError::Storage(e))),
+            _ => Err(unauthorized()),
+        };
+    }
+    let Ok(super::extract::MaybeSignedIn(Some(session))) =
+        <super::extract::MaybeSignedIn as actix_web::FromRequest>::extract(req).await
+    else {
+        return Err(unauthorized());
+    };
+    if req.method() != actix_web::http::Method::GET {
+        let presented = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if !super::csrf::verify(&state.csrf_key, &session.id.to_string(), presented) {
+            return Err(api_error(StatusCode::FORBIDDEN, "csrf", "X-CSRF-Token is missing or wrong."));
+        }
+    }
+    Ok(Caller::User(session.user_id))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    kind: String,
+    name: String,
+    project: Option<String>,
+    scopes: Vec<String>,
+    lifetime_days: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    #[serde(default)]
+    grace_hours: i64,
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+    serde_json::from_slice(body)
+        .map_err(|_| api_error(StatusCode::BAD_REQUEST, "invalid_request", "The body is not the JSON this call takes."))
+}
+
+macro_rules! api_try {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(resp) => return resp,
+        }
+    };
+}
+
+pub async fn api_list(req: HttpRequest, state: web::Data<AppState>, org: web::Path<String>) -> HttpResponse {
+    let caller = api_try!(api_caller(&req, &state).await);
+    let (s, org) = (state.clone(), org.into_inner());
+    match web::block(move || s.db.read(|conn| tokens::list(conn, caller, &org))).await {
+        Ok(Ok(list)) => {
+            HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({"tokens": list}))
+        }
+        Ok(Err(e)) => api_admin_error(e),
+        Err(_) => api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable("blocked".into()))),
+    }
+}
+
+pub async fn api_create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    org: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = api_try!(api_caller(&req, &state).await);
+    let b: CreateBody = api_try!(json_body(&body));
+    let (s, org) = (state.clone(), org.into_inner());
+    let r = web::block(move || {
+        let kind = TokenKind::parse(&b.kind).ok_or_else(|| AdminError::Invalid(format!("unknown kind {}", b.kind)))?;
+        let new = NewToken {
+            kind,
+            name: &b.name,
+            organisation: &org,
+            project: b.project.as_deref(),
+            user: None,
+            scopes: scopes(&b.scopes.join(","))?,
+            lifetime_days: b.lifetime_days,
+        };
+        let now = s.clock.now_naive();
+        s.db.write(|conn| tokens::create(conn, &s.auditor, now, caller, &new))
+    })
+    .await;
+    issued(r, StatusCode::CREATED)
+}
+
+pub async fn api_rotate(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = api_try!(api_caller(&req, &state).await);
+    let b: RotateBody = if body.is_empty() { RotateBody { grace_hours: 0 } } else { api_try!(json_body(&body)) };
+    let (s, id) = (state.clone(), id.into_inner());
+    let r = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| tokens::rotate(conn, &s.auditor, now, caller, &id, b.grace_hours))
+    })
+    .await;
+    issued(r, StatusCode::OK)
+}
+
+pub async fn api_revoke(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    let caller = api_try!(api_caller(&req, &state).await);
+    let (s, id) = (state.clone(), id.into_inner());
+    let r = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| tokens::revoke(conn, &s.auditor, now, caller, &id))
+    })
+    .await;
+    match r {
+        Ok(Ok(())) => HttpResponse::NoContent().finish(),
+        Ok(Err(e)) => api_admin_error(e),
+        Err(_) => api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable("blocked".into()))),
+    }
+}
+
+fn issued(
+    r: Result<Result<IssuedToken, AdminError>, actix_web::error::BlockingError>,
+    status: StatusCode,
+) -> HttpResponse {
+    match r {
+        Ok(Ok(t)) => HttpResponse::build(status)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({"token": t.token, "secret": t.secret})),
+        Ok(Err(e)) => api_admin_error(e),
+        Err(_) => api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable("blocked".into()))),
+    }
+}
