@@ -15,6 +15,9 @@ const BUILTIN: &[(&str, &str)] = &[
     ("home.html", include_str!("../../../templates/home.html")),
     ("sessions.html", include_str!("../../../templates/sessions.html")),
     ("signup.html", include_str!("../../../templates/signup.html")),
+    ("login_mfa.html", include_str!("../../../templates/login_mfa.html")),
+    ("login_recovery_used.html", include_str!("../../../templates/login_recovery_used.html")),
+    ("account_mfa.html", include_str!("../../../templates/account_mfa.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../../templates/static/idp.css");
