@@ -19,6 +19,10 @@ struct World {
 }
 
 fn world(db: TestDb, connector_extra: &str) -> World {
+    world_with(db, "", connector_extra)
+}
+
+fn world_with(db: TestDb, top: &str, connector_extra: &str) -> World {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -28,7 +32,7 @@ fn world(db: TestDb, connector_extra: &str) -> World {
         redirect_uris: vec![format!("{base}/callback/up")],
     }]);
     let toml = format!(
-        "signup = \"open\"\n\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\nclient_id = \"idp-broker\"\nclient_secret = \"{SECRET}\"\n{connector_extra}\n",
+        "signup = \"open\"\n{top}\n\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\nclient_id = \"idp-broker\"\nclient_secret = \"{SECRET}\"\n{connector_extra}\n",
         upstream.base
     );
     let config = dir.path().join("idp.toml");
@@ -138,6 +142,35 @@ impl World {
         let secret = self.enrol(b);
         self.logout(b);
         secret
+    }
+
+    /// `(action, outcome, details)` of every audit event whose action starts with `prefix`.
+    fn audit(&self, prefix: &str) -> Vec<(String, String, String)> {
+        use diesel::sql_types::{Nullable, Text};
+        use diesel::{Connection, QueryableByName, RunQueryDsl};
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            action: String,
+            #[diesel(sql_type = Text)]
+            outcome: String,
+            #[diesel(sql_type = Nullable<Text>)]
+            details: Option<String>,
+        }
+        let q = format!(
+            "SELECT action, outcome, details FROM audit_events WHERE action LIKE '{prefix}%' ORDER BY occurred_at, id"
+        );
+        let rows: Vec<Row> = match &self.db {
+            TestDb::Sqlite { path, .. } => {
+                let mut c = diesel::SqliteConnection::establish(&path.display().to_string()).unwrap();
+                diesel::sql_query(q).load(&mut c).unwrap()
+            }
+            TestDb::Postgres { url, .. } => {
+                let mut c = diesel::PgConnection::establish(url).unwrap();
+                diesel::sql_query(q).load(&mut c).unwrap()
+            }
+        };
+        rows.into_iter().map(|r| (r.action, r.outcome, r.details.unwrap_or_default())).collect()
     }
 
     fn sql(&self, statement: &str) {
@@ -442,4 +475,49 @@ fn a_wrong_confirmation_code_does_not_activate_totp() {
     assert_eq!(status, 400, "{body}");
     w.logout(&mut b);
     assert!(w.login(&mut b, "alice").body.contains("Signed in"), "not asked: nothing was activated");
+}
+
+#[test]
+fn a_password_login_asks_for_the_code_too() {
+    let w = world_with(TestDb::sqlite(), "password_login = true", "");
+    let mut b = Browser::new();
+    let pw = "gravel orbit lantern quietly";
+    let csrf = field(&b.open(&w.url("/signup")).body, "csrf_token");
+    let (status, _) =
+        w.post(&mut b, "/signup", &format!("email=erin%40example.test&password={}&csrf_token={csrf}", enc(pw)));
+    assert_eq!(status, 303);
+    assert!(w.signed_in(&mut b));
+    let secret = w.enrol(&mut b);
+    w.logout(&mut b);
+    let csrf = field(&b.open(&w.url("/login")).body, "csrf_token");
+    let (status, loc) = b.post_form(
+        &w.url("/login/password"),
+        &w.server.base,
+        &format!("email=erin%40example.test&password={}&csrf_token={csrf}&return_to=%2Fsessions", enc(pw)),
+    );
+    assert_eq!((status, loc.as_deref()), (303, Some("/login/mfa")));
+    assert!(!w.signed_in(&mut b), "no session after the password alone");
+    let csrf = field(&b.open(&w.url("/login/mfa")).body, "csrf_token");
+    let (status, body) = w.submit_code(&mut b, &csrf, &oathtool(&secret, 30));
+    assert_eq!(status, 303, "{body}");
+    assert!(w.signed_in(&mut b));
+    assert_eq!(w.amr(&mut b), vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()]);
+}
+
+#[test]
+fn the_login_step_is_audited() {
+    let w = world(TestDb::sqlite(), "");
+    let mut b = Browser::new();
+    let secret = w.enrolled(&mut b, "alice");
+    let csrf = w.first_factor(&mut b, "alice");
+    assert_eq!(w.submit_code(&mut b, &csrf, &oathtool(&secret, -600)).0, 401);
+    assert_eq!(w.submit_code(&mut b, &csrf, &oathtool(&secret, 30)).0, 303);
+    let failed = w.audit("login.failed");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].1, "failure");
+    assert!(failed[0].2.contains("totp") && failed[0].2.contains("wrong code"), "{failed:?}");
+    let ok: Vec<_> = w.audit("login.succeeded").into_iter().filter(|e| e.2.contains("second_factor")).collect();
+    assert_eq!(ok.len(), 1, "{ok:?}");
+    assert!(ok[0].2.contains("totp"), "{ok:?}");
+    assert_eq!(w.audit("mfa.totp_confirmed").len(), 1);
 }
