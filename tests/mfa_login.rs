@@ -521,3 +521,39 @@ fn the_login_step_is_audited() {
     assert!(ok[0].2.contains("totp"), "{ok:?}");
     assert_eq!(w.audit("mfa.totp_confirmed").len(), 1);
 }
+
+/// Headless Chromium (tests/peers/browser/login.mjs --mfa) through the whole TOTP story, under
+/// idp's real CSP; screenshots go to tests/artifacts/mfa-login/.
+#[test]
+fn a_person_sets_up_totp_and_signs_in_with_it_in_a_real_browser() {
+    let w = world(TestDb::sqlite(), "");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let driver = root.join("tests/peers/browser");
+    assert!(
+        driver.join("node_modules/playwright-core").exists() && std::path::Path::new("/usr/bin/chromium").exists(),
+        "headless Chromium is not installed: run ./scripts/test (it installs chromium and tests/peers/browser)"
+    );
+    let out_dir = root.join("tests/artifacts/mfa-login");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    w.upstream.get("/__test/set-user?user=alice");
+    let out = std::process::Command::new("node")
+        .arg(driver.join("login.mjs"))
+        .args(["--base", &w.server.base, "--connector", "up", "--expect", "alice@example.test", "--mfa", "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON from the driver: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(out.status.success() && v["ok"] == true, "{v:#}");
+    assert_eq!(v["console_errors"].as_array().map(Vec::len), Some(0), "{v:#}");
+    let amr: Vec<&str> = v["amr"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(amr, ["fed", "otp", "mfa"], "{v:#}");
+    for shot in ["enrol", "code_page", "signed_in"] {
+        assert!(std::path::Path::new(v[shot].as_str().unwrap()).exists(), "{shot} screenshot kept");
+    }
+}
