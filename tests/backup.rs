@@ -113,6 +113,7 @@ fn populate(s: &AppState) -> String {
         idp::auth::login::begin(c, &s.keys, now, "google", "state-x", &secrets, "binding", Some("/"), Some(users[0]))
     })
     .unwrap();
+    s.db.write(|c| idp::auth::mfa_login::begin(c, now, users[0], &["fed".into()], "google", Some("/"))).unwrap();
     s.db.write(|c| {
         use idp::storage::oauth::{CodeRow, GrantRow, OAuthRepository, RefreshTokenRow};
         let grant = GrantRow {

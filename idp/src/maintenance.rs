@@ -1,5 +1,5 @@
 //! Periodic housekeeping inside `idp serve`: the audit retention purge, expired sessions, old
-//! rate-limit windows, spent OAuth codes, refresh tokens and grants, unconfirmed TOTP enrolments.
+//! rate-limit windows, spent OAuth codes, refresh tokens and grants, unconfirmed TOTP enrolments, logins left waiting for their second factor.
 //! Idempotent, so every instance may run it.
 
 use std::time::Duration;
@@ -19,6 +19,7 @@ pub fn run_once(state: &AppState) -> Result<(usize, usize, usize), crate::storag
     state.db.write(|conn| crate::oidc::purge(conn, now))?;
     state.db.write(|conn| crate::oidc::rotation::purge(conn, now))?;
     state.db.write(|conn| crate::mfa::totp::purge_pending(conn, now))?;
+    state.db.write(|conn| crate::auth::mfa_login::purge_expired(conn, now))?;
     Ok((audit, sessions, limits))
 }
 

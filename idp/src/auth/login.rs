@@ -24,7 +24,10 @@ use crate::storage::users::UserRepository;
 use crate::storage::{StorageError, parse_id};
 use crate::upstream::{ExternalIdentity, FlowSecrets};
 
+use super::mfa_login::{self, PendingToken, needs_second_factor};
 use super::session::{self, Origin, SessionToken};
+use crate::storage::mfa::MfaRepository;
+use crate::storage::pending_mfa::PendingMfaRepository;
 
 /// How long a user has to come back from the upstream.
 pub const FLOW_LIFETIME_SECS: i64 = 600;
@@ -147,7 +150,18 @@ fn may_sign_up(signup: &Signup, email: &str) -> bool {
     }
 }
 
-/// Finds or creates the account for a verified upstream identity and starts a session.
+/// How a login with a good first factor goes on.
+#[derive(Debug)]
+pub enum Completed {
+    /// Signed in.
+    Session(SessionToken, Session, User),
+    /// The user must give a second factor first (see [`super::mfa_login`]); no session yet.
+    SecondFactor(PendingToken, User),
+}
+
+/// Finds or creates the account for a verified upstream identity and starts a session, or a
+/// pending login when [`needs_second_factor`] says so.
+#[allow(clippy::too_many_arguments)]
 pub fn complete(
     conn: &mut (
              impl UserRepository
@@ -155,6 +169,8 @@ pub fn complete(
              + AuditRepository
              + OrganisationRepository
              + crate::storage::api_tokens::ApiTokenRepository
+             + MfaRepository
+             + PendingMfaRepository
          ),
     auditor: &Auditor,
     policy: LoginPolicy<'_>,
@@ -162,7 +178,8 @@ pub fn complete(
     identity: &ExternalIdentity,
     link_user: Option<UserId>,
     origin: &Origin,
-) -> Result<(SessionToken, Session, User), LoginError> {
+    return_to: Option<&str>,
+) -> Result<Completed, LoginError> {
     let user = match conn.find_external_identity(&identity.connector_id, &identity.subject)? {
         Some(linked) => {
             if link_user.is_some_and(|u| u != linked.user_id) {
@@ -233,6 +250,11 @@ pub fn complete(
         amr.extend(identity.amr.iter().filter(|a| *a != "fed").cloned());
     }
     let acr = if policy.trust_upstream_mfa { identity.acr.as_deref() } else { None };
+    // Linking an account is done from a signed-in session, which already passed this step.
+    if link_user.is_none() && needs_second_factor(conn, user.id, &amr)? {
+        let pending = mfa_login::begin(conn, now, user.id, &amr, &identity.connector_id, return_to)?;
+        return Ok(Completed::SecondFactor(pending, user));
+    }
     let (token, session) = session::start(conn, auditor, policy.session, now, user.id, &amr, acr, origin)?;
     auditor.record(
         conn,
@@ -242,7 +264,7 @@ pub fn complete(
             .detail("connector", identity.connector_id.as_str())
             .source(origin.ip),
     )?;
-    Ok((token, session, user))
+    Ok(Completed::Session(token, session, user))
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,6 +2,7 @@
 
 pub mod login;
 pub mod mapping;
+pub mod mfa_login;
 pub mod password;
 pub mod rate_limit;
 pub mod session;

@@ -18,6 +18,7 @@ use super::mfa::{RecoveryCodeRow, TotpCredentialRow};
 use super::models::*;
 use super::oauth::{CodeRow, ConsentRow, GrantRow, RefreshTokenRow, RevokedAccessTokenRow};
 use super::passwords::PasswordCredentialRow;
+use super::pending_mfa::PendingMfaLoginRow;
 use super::schema;
 use super::{DbConnection, StorageError, database_columns, on_concrete};
 
@@ -143,6 +144,7 @@ backed_up_tables! {
     settings: SettingRow,
     users: UserRow,
     login_flows: LoginFlowRow,
+    pending_mfa_logins: PendingMfaLoginRow,
     external_identities: ExternalIdentityRow,
     password_credentials: PasswordCredentialRow,
     totp_credentials: TotpCredentialRow,

@@ -16,6 +16,7 @@ pub mod models;
 pub mod oauth;
 pub mod organisations;
 pub mod passwords;
+pub mod pending_mfa;
 pub mod rate_limits;
 pub mod schema;
 pub mod secrets;

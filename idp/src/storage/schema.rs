@@ -184,6 +184,22 @@ diesel::table! {
 diesel::allow_tables_to_appear_in_same_query!(login_flows, users);
 
 diesel::table! {
+    pending_mfa_logins (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        amr -> Text,
+        acr -> Nullable<Text>,
+        method -> Text,
+        return_to -> Nullable<Text>,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(pending_mfa_logins, users);
+
+diesel::table! {
     password_credentials (user_id) {
         user_id -> Text,
         login -> Text,

@@ -180,6 +180,7 @@ pub async fn callback(
     let trust = connector.spec().trust_upstream_mfa;
     let previous = req.cookie(session_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
     let link_user = flow.link_user;
+    let return_to = flow.return_to.clone();
     let done = web::block(move || {
         let now = s.clock.now_naive();
         let mappings =
@@ -192,14 +193,24 @@ pub async fn callback(
         };
         // One transaction: a refusal leaves nothing behind (no half-linked identity).
         s.db.write(|conn| {
-            let done = login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin)?;
-            crate::auth::session::end_previous(conn, previous.as_deref())?;
+            let done =
+                login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin, return_to.as_deref())?;
+            if matches!(done, login::Completed::Session(..)) {
+                crate::auth::session::end_previous(conn, previous.as_deref())?;
+            }
             Ok::<_, LoginError>(done)
         })
     })
     .await?;
-    let (token, _session, _user) = match done {
-        Ok(v) => v,
+    let token = match done {
+        Ok(login::Completed::Session(token, _, _)) => token,
+        Ok(login::Completed::SecondFactor(pending, _)) => {
+            let mut gone = cookie(&state, flow_cookie_name(state.config.is_https()), String::new());
+            gone.make_removal();
+            let mut res = super::mfa::ask_for_second_factor(&state, &pending);
+            res.add_cookie(&gone).map_err(|e| WebError::Internal(e.to_string()))?;
+            return Ok(res);
+        }
         Err(e) => {
             let reason = match e {
                 LoginError::EmailNotVerified => "e-mail not verified",

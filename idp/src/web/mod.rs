@@ -1,11 +1,13 @@
 //! The HTTP layer: the only part of idp that knows actix-web. Routes are registered in one
 //! place, [`configure`].
 
+pub mod account;
 pub mod client_ip;
 pub mod csrf;
 pub mod error;
 pub mod extract;
 pub mod login;
+pub mod mfa;
 pub mod middleware;
 pub mod oidc;
 pub mod password;
@@ -38,6 +40,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("", web::get().to(routes::login_page))
                 .route("/discover", web::get().to(login::discover))
                 .route("/password", web::post().to(password::login))
+                // Before `/{connector}`: no connector can be called `mfa`.
+                .route("/mfa", web::get().to(mfa::page))
+                .route("/mfa", web::post().to(mfa::submit))
                 .route("/{connector}", web::get().to(login::start))
                 .route("/{connector}/link", web::post().to(login::link)),
         )
@@ -89,6 +94,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/tokens/{id}/rotate", web::post().to(tokens::api_rotate))
         .route("/api/v1/tokens/{id}", web::delete().to(tokens::api_revoke))
         .route("/sessions", web::get().to(routes::sessions_page))
+        .route("/account/mfa", web::get().to(account::page))
+        .route("/account/mfa/totp", web::post().to(account::enrol))
+        .route("/account/mfa/totp/confirm", web::post().to(account::confirm))
+        .route("/account/mfa/totp/remove", web::post().to(account::remove))
+        .route("/account/mfa/recovery", web::post().to(account::recovery_codes))
         .route("/sessions/{id}/end", web::post().to(routes::end_session))
         .route("/identities/{id}/unlink", web::post().to(routes::unlink_identity));
 }

@@ -15,6 +15,7 @@ use super::routes::safe_return_to;
 use super::views::Views;
 use crate::app::AppState;
 use crate::audit::{Action, Actor, Event};
+use crate::auth::mfa_login;
 use crate::auth::password::{self, SignupError};
 use crate::auth::rate_limit::Subject;
 use crate::auth::session::{self, Origin};
@@ -69,7 +70,8 @@ fn session_cookie(state: &AppState, token: &str) -> Cookie<'static> {
         .finish()
 }
 
-/// Starts a session for a user who proved a password.
+/// Starts a session for a user who proved a password (or, when they have a second factor, a
+/// pending login that asks for it).
 async fn signed_in(
     state: &web::Data<AppState>,
     req: &HttpRequest,
@@ -82,12 +84,17 @@ async fn signed_in(
     };
     let previous = req.cookie(session_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
     let s = state.clone();
-    let (token, session) = web::block(move || {
+    let return_to = target.clone();
+    let started = web::block(move || {
         let now = s.clock.now_naive();
         s.db.write(|conn| {
+            let amr = ["pwd".to_owned()];
+            if mfa_login::needs_second_factor(conn, user, &amr)? {
+                let pending = mfa_login::begin(conn, now, user, &amr, "password", Some(return_to.as_str()))?;
+                return Ok(Err(pending));
+            }
             session::end_previous(conn, previous.as_deref())?;
-            let (token, session) =
-                session::start(conn, &s.auditor, &s.config.session, now, user, &["pwd".into()], None, &origin)?;
+            let (token, session) = session::start(conn, &s.auditor, &s.config.session, now, user, &amr, None, &origin)?;
             s.auditor.record(
                 conn,
                 now,
@@ -96,11 +103,14 @@ async fn signed_in(
                     .detail("method", "password")
                     .source(origin.ip),
             )?;
-            Ok::<_, crate::storage::StorageError>((token, session))
+            Ok::<_, crate::storage::StorageError>(Ok((token, session)))
         })
     })
     .await??;
-    let _ = session;
+    let token = match started {
+        Ok((token, _session)) => token,
+        Err(pending) => return Ok(super::mfa::ask_for_second_factor(state, &pending)),
+    };
     Ok(HttpResponse::SeeOther()
         .cookie(session_cookie(state, token.expose()))
         .insert_header((header::LOCATION, target))

@@ -17,6 +17,9 @@ const BUILTIN: &[(&str, &str)] = &[
     ("signup.html", include_str!("../../../templates/signup.html")),
     ("consent.html", include_str!("../../../templates/consent.html")),
     ("tokens.html", include_str!("../../../templates/tokens.html")),
+    ("login_mfa.html", include_str!("../../../templates/login_mfa.html")),
+    ("login_recovery_used.html", include_str!("../../../templates/login_recovery_used.html")),
+    ("account_mfa.html", include_str!("../../../templates/account_mfa.html")),
 ];
 
 pub const STYLESHEET: &str = include_str!("../../../templates/static/idp.css");

@@ -4,6 +4,8 @@
 //
 //   node login.mjs --base http://127.0.0.1:PORT --connector up --expect alice@example.test --out DIR
 //   node login.mjs --base http://127.0.0.1:PORT --signup --email e@x.test --password '...' --out DIR
+//   node login.mjs --base http://127.0.0.1:PORT --connector up --expect alice@example.test --mfa --out DIR
+//     (first login, set up TOTP on /account/mfa with oathtool's codes, sign out, sign in with a code)
 //
 // Prints exactly one JSON line on stdout: {"ok":true,...} and exit 0, or {"ok":false,"error":...}
 // and exit 1. Console errors, uncaught page errors and CSP violations on idp's own origin fail
@@ -13,16 +15,18 @@ import { chromium } from 'playwright-core';
 import { mkdtemp, mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { execFileSync } from 'node:child_process';
 
 const USAGE = `usage:
   node login.mjs --base URL --connector ID --expect EMAIL --out DIR [--name NAME]
   node login.mjs --base URL --signup --email EMAIL --password PASSWORD --out DIR
+  node login.mjs --base URL --connector ID --expect EMAIL --mfa --out DIR
 options: --timeout MS (per step, default 15000)  --chromium PATH (default $CHROMIUM or /usr/bin/chromium)
          --type-delay MS (signup password keystroke delay, default 40)
          --rewrite-null-origin (DIAGNOSTIC ONLY: send the real Origin instead of "null" on
            same-origin form POSTs; reported as "rewrote_null_origin" in the JSON)`;
 
-const FLAGS = new Set(['signup', 'help', 'rewrite-null-origin']);
+const FLAGS = new Set(['signup', 'help', 'rewrite-null-origin', 'mfa']);
 
 function parseArgs(argv) {
   const o = {};
@@ -270,6 +274,65 @@ async function loginFlow() {
   return result;
 }
 
+// A TOTP code from Debian's oathtool (never from idp's code), for the step `offset` s from now.
+function oathtool(secret, offset) {
+  const sign = offset < 0 ? '-' : '+';
+  return execFileSync('oathtool', ['--totp', '-b', '-N', `now ${sign}${Math.abs(offset)} seconds`, secret],
+    { encoding: 'utf8' }).trim();
+}
+
+// Connector login, TOTP set-up on /account/mfa, sign out, then the login with its second step.
+async function mfaFlow() {
+  const connector = args.connector;
+  const result = Object.assign(partial, { mode: 'mfa', connector });
+  const connectorLink = () => page.locator(`a[href="/login/${connector}"], a[href^="/login/${connector}?"]`);
+
+  await openPage('/login', 'open /login');
+  await step('first login', () => clickAndLand(connectorLink(), '/', 'after the first login'));
+  await step('assert signed in', () => assertSignedIn(args.expect, 'after the first login'));
+
+  await openPage('/account/mfa', 'open /account/mfa');
+  result.account = await step('screenshot account-mfa.png', () => shot('account-mfa.png'));
+  await step('start TOTP set-up', async () => {
+    await page.locator('#totp-name').fill('Browser phone');
+    const btn = page.getByRole('button', { name: 'Set up an authenticator app' });
+    await clickAndLand(btn, '/account/mfa/totp', 'after starting the set-up', { formPost: true });
+  });
+  const secret = await step('read the QR code and key', async () => {
+    const qr = page.locator('img.qr');
+    assert(await qr.count() === 1, 'no QR code image');
+    const loaded = await qr.evaluate((img) => img.complete && img.naturalWidth > 0);
+    assert(loaded, 'the QR code image did not render (CSP img-src?)');
+    return (await page.locator('code.secret').innerText()).trim();
+  });
+  result.enrol = await step('screenshot enrol.png', () => shot('enrol.png'));
+  await step('activate with a code', async () => {
+    await page.locator('#confirm-code').fill(oathtool(secret, 0));
+    const btn = page.getByRole('button', { name: 'Activate' });
+    await clickAndLand(btn, '/account/mfa', 'after activating', { formPost: true });
+    const text = await bodyText();
+    assert(text.includes('Set up: Browser phone'), `not activated: ${text.slice(0, 400)}`);
+  });
+  result.enrolled = await step('screenshot enrolled.png', () => shot('enrolled.png'));
+
+  await step('sign out', async () => {
+    const btn = page.locator('header form[action="/logout"]').getByRole('button', { name: 'Sign out' });
+    await clickAndLand(btn, '/login', 'after clicking "Sign out"', { formPost: true });
+  });
+  await step('second login asks for a code', () => clickAndLand(connectorLink(), '/login/mfa', 'after the second login'));
+  result.code_page = await step('screenshot login-mfa.png', () => shot('login-mfa.png'));
+  await step('enter the code', async () => {
+    // The next step's code: the activation spent the current one.
+    await page.locator('#code').fill(oathtool(secret, 30));
+    await clickAndLand(page.getByRole('button', { name: 'Verify' }), '/', 'after entering the code', { formPost: true });
+  });
+  await step('assert signed in', () => assertSignedIn(args.expect, 'after the second factor'));
+  await openPage('/account/mfa', 'open /account/mfa again');
+  result.amr = await step('read amr', async () => (await page.locator('.amr').innerText()).trim().split(/\s+/));
+  result.signed_in = await step('screenshot signed-in.png', () => shot('signed-in.png'));
+  return result;
+}
+
 async function signupFlow() {
   const { email, password } = args;
   const result = Object.assign(partial, { mode: 'signup', email });
@@ -327,7 +390,7 @@ let exitCode = 0;
 try {
   await mkdir(OUT, { recursive: true });
   await step('launch chromium', launch);
-  const result = args.signup ? await signupFlow() : await loginFlow();
+  const result = args.signup ? await signupFlow() : args.mfa ? await mfaFlow() : await loginFlow();
   // Let late console messages (e.g. a CSP report fired after load) arrive before judging.
   await new Promise((r) => setTimeout(r, 200));
   checkNoErrors('end of run');
