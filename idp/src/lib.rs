@@ -25,6 +25,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 mod cli_backup;
+mod cli_mfa;
 mod cli_token;
 pub mod client_config;
 pub mod clock;
