@@ -41,8 +41,8 @@ fn deployment(t: &TestDb, dir: &Path) -> AppState {
 
 /// Fills every table: users, external identities, an organisation with a project, a custom
 /// role and members, sealed secrets, a session, OAuth grants, codes and refresh tokens, API tokens,
-/// TOTP credentials and recovery codes, rate limits (settings, signing keys and audit
-/// events come with the start).
+/// TOTP credentials and recovery codes, two-factor policies, rate limits (settings, signing keys
+/// and audit events come with the start).
 fn populate(s: &AppState) -> String {
     let now = s.clock.now_naive();
     let users: Vec<_> = (0..5)
@@ -181,6 +181,15 @@ fn populate(s: &AppState) -> String {
         )?;
         tokens::rotate(c, &s.auditor, now, Caller::Operator, &issued.token.id.to_string(), 1)?;
         tokens::set_max_lifetime(c, &s.auditor, now, Caller::Operator, org.slug.as_str(), 90)
+    })
+    .unwrap();
+    s.db.write(|c| {
+        use idp::admin::mfa_policy::{PolicyChange, set_organisation_policy, set_project_policy};
+        use idp::admin::tokens::Caller;
+        let methods = ["totp".to_owned()];
+        let change = PolicyChange { required: true, methods: &methods, grace_days: Some(7) };
+        set_organisation_policy(c, &s.auditor, now, Caller::Operator, org.slug.as_str(), change)?;
+        set_project_policy(c, &s.auditor, now, Caller::Operator, org.slug.as_str(), project.slug.as_str(), change)
     })
     .unwrap();
     s.db.write(|c| s.limiter.hit(c, "auth", Subject::Ip("192.0.2.7".parse().unwrap()), now.and_utc().timestamp()))

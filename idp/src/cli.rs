@@ -90,6 +90,15 @@ pub enum OrgCommand {
     Create(OrgCreate),
     /// List organisations: id, slug, name.
     List,
+    /// Set the organisation's two-factor requirement, e.g.
+    /// `idp org set-mfa --org acme --require --methods webauthn --grace-days 7` (docs/mfa.md).
+    SetMfa(crate::cli_mfa::OrgSetMfa),
+    /// Show the organisation's two-factor requirement and, per project, the effective one.
+    ShowMfa {
+        /// The organisation's id or slug.
+        #[arg(long = "org")]
+        organisation: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -109,6 +118,12 @@ pub struct OrgCreate {
 pub enum ProjectCommand {
     /// Create a project, e.g. `idp project create --org acme --name "Billing"`.
     Create(ProjectCreate),
+    /// Set the project's two-factor requirement (the organisation's still applies; the
+    /// stricter wins), e.g. `idp project set-mfa --org acme --project billing --require`.
+    SetMfa(crate::cli_mfa::ProjectSetMfa),
+    /// Show the project's two-factor requirement, the organisation's, the effective one, and
+    /// with `--user` what that user would meet.
+    ShowMfa(crate::cli_mfa::ProjectShowMfa),
 }
 
 #[derive(Debug, Args)]
@@ -261,6 +276,10 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Command::Org(OrgCommand::SetMfa(args)) => crate::cli_mfa::set_org(config, args),
+        Command::Org(OrgCommand::ShowMfa { organisation }) => crate::cli_mfa::show_org(config, &organisation),
+        Command::Project(ProjectCommand::SetMfa(args)) => crate::cli_mfa::set_project(config, args),
+        Command::Project(ProjectCommand::ShowMfa(args)) => crate::cli_mfa::show_project(config, args),
         Command::Project(ProjectCommand::Create(args)) => {
             let s = state(config)?;
             let now = s.clock.now_naive();

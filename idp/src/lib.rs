@@ -10,7 +10,8 @@
 //! - [`storage`]: repository traits and their diesel implementation for SQLite and PostgreSQL.
 //! - [`audit`]: the append-only, pseudonymised audit log.
 //! - [`auth`]: sessions and rate limits.
-//! - [`mfa`]: second factors: TOTP and recovery codes (domain and storage; no pages yet).
+//! - [`mfa`]: second factors: TOTP and recovery codes, and the organisation/project two-factor
+//!   policy (domain and storage; no pages yet, not wired into login).
 //! - [`admin`]: administrative use cases (organisations, projects, key rotation).
 //! - [`web`]: HTTP: routes, middleware, extractors, views. The only module that knows actix.
 //! - [`oidc`]: idp as an OpenID Provider (discovery, authorize, token, grants, userinfo, ...).
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod backup;
 pub mod cli;
 mod cli_backup;
+mod cli_mfa;
 mod cli_token;
 pub mod client_config;
 pub mod clock;

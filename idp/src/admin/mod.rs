@@ -4,5 +4,6 @@
 pub mod access;
 pub mod connectors;
 pub mod keys;
+pub mod mfa_policy;
 pub mod organisations;
 pub mod tokens;

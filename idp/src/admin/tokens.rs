@@ -36,7 +36,7 @@ pub enum Caller {
 }
 
 impl Caller {
-    fn actor(self) -> Actor {
+    pub(crate) fn actor(self) -> Actor {
         match self {
             Caller::Operator => Actor::Cli,
             Caller::User(u) => Actor::User(u),
@@ -114,7 +114,7 @@ fn max_lifetime_days(conn: &mut impl ApiTokenRepository, org: OrganisationId) ->
 }
 
 /// Whether `caller` holds `permission` in the organisation (or the project).
-fn holds(
+pub(super) fn holds(
     conn: &mut impl OrganisationRepository,
     caller: Caller,
     org: OrganisationId,
@@ -129,7 +129,7 @@ fn holds(
 
 /// Resolves the organisation (and project) a caller names. A caller who belongs to neither
 /// gets `NotFound`, exactly as for an id that does not exist.
-fn resolve(
+pub(super) fn resolve(
     conn: &mut impl OrganisationRepository,
     caller: Caller,
     organisation: &str,

@@ -28,7 +28,7 @@ pub enum Actor {
 }
 
 impl Actor {
-    fn as_string(&self) -> String {
+    pub fn as_string(&self) -> String {
         match self {
             Actor::System => "system".into(),
             Actor::Cli => "cli".into(),
@@ -78,6 +78,7 @@ pub enum Action {
     RecoveryCodesGenerated,
     RecoveryCodeUsed,
     MfaReset,
+    MfaPolicySet,
 }
 
 impl Action {
@@ -119,6 +120,7 @@ impl Action {
             Action::RecoveryCodesGenerated => "mfa.recovery_codes_generated",
             Action::RecoveryCodeUsed => "mfa.recovery_code_used",
             Action::MfaReset => "mfa.reset",
+            Action::MfaPolicySet => "mfa.policy_set",
         }
     }
 }

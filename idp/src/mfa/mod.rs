@@ -10,6 +10,7 @@
 //! Attempts are rate limited per account with the shared limiter ([`count_attempt`]); call it in
 //! its own write transaction before checking a code, so a refused code still counts.
 
+pub mod policy;
 pub mod recovery;
 pub mod totp;
 

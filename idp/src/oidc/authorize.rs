@@ -10,8 +10,8 @@ use super::{CODE_TTL_SECS, Provider, parse_scopes};
 use crate::client_config::ClientSpec;
 use crate::crypto::tokens::{hash_token, random_token};
 use crate::domain::session::Session;
-use crate::storage::StorageResult;
 use crate::storage::oauth::{CodeRow, ConsentRow, GrantRow, OAuthRepository};
+use crate::storage::{DbConnection, StorageResult};
 
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct AuthorizeParams {
@@ -41,6 +41,8 @@ pub enum Decision {
     Redirect(String),
     /// Ask the user whether a third-party client may have these scopes.
     Consent { client_id: String, client_name: String, scopes: Vec<String> },
+    /// The project requires a second factor the user has not set up: enrol, then come back.
+    Enrol { return_to: String },
 }
 
 fn append(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
@@ -153,7 +155,7 @@ fn check<'a>(provider: &'a Provider, p: &AuthorizeParams) -> Result<Result<Check
 
 /// Decides what an authorization request leads to; issues a code when it may.
 pub fn authorize(
-    conn: &mut impl OAuthRepository,
+    conn: &mut DbConnection,
     provider: &Provider,
     now: NaiveDateTime,
     params: &AuthorizeParams,
@@ -166,7 +168,7 @@ pub fn authorize(
 /// The user's answer on the consent page for the authorization request `params` (re-checked
 /// here: nothing the page posted but the answer is trusted).
 pub fn answer_consent(
-    conn: &mut impl OAuthRepository,
+    conn: &mut DbConnection,
     provider: &Provider,
     now: NaiveDateTime,
     params: &AuthorizeParams,
@@ -178,7 +180,7 @@ pub fn answer_consent(
 }
 
 fn decide(
-    conn: &mut impl OAuthRepository,
+    conn: &mut DbConnection,
     provider: &Provider,
     now: NaiveDateTime,
     params: &AuthorizeParams,
@@ -214,6 +216,38 @@ fn decide(
     let too_old = checked.max_age.is_some_and(|m| now - session.created_at > Duration::seconds(m));
     if checked.prompt_login || too_old {
         return Ok(login(checked.prompt_none));
+    }
+    // The second factor the client's project requires (or `acr_values` asks for), decided by
+    // the policy in one place: tokens for an enforcing project come only from an MFA session.
+    match second_factor(conn, checked.client, params, session, now)? {
+        Decision2::Allow => {}
+        Decision2::StepUp if checked.prompt_none => {
+            return Ok(error_redirect(
+                provider,
+                &checked.redirect_uri,
+                state,
+                &err(ErrorCode::InteractionRequired, "The project requires a second factor."),
+            ));
+        }
+        // Signing in again leads through the second-factor step, which the user can take.
+        Decision2::StepUp => return Ok(Decision::Login { return_to: return_to(raw_query), login_hint: None }),
+        Decision2::EnrolNow if checked.prompt_none => {
+            return Ok(error_redirect(
+                provider,
+                &checked.redirect_uri,
+                state,
+                &err(ErrorCode::InteractionRequired, "The project requires a second factor."),
+            ));
+        }
+        Decision2::EnrolNow => return Ok(Decision::Enrol { return_to: return_to(raw_query) }),
+        Decision2::Refuse => {
+            return Ok(error_redirect(
+                provider,
+                &checked.redirect_uri,
+                state,
+                &err(ErrorCode::AccessDenied, "The project's second-factor policy cannot be met."),
+            ));
+        }
     }
     if !checked.client.first_party {
         let user = session.user_id.to_string();
@@ -287,4 +321,49 @@ fn decide(
     }
     pairs.push(("iss", &provider.issuer));
     Ok(Decision::Redirect(append(&checked.redirect_uri, &pairs)))
+}
+
+/// What the second-factor policy says about this session and client.
+enum Decision2 {
+    Allow,
+    StepUp,
+    EnrolNow,
+    Refuse,
+}
+
+/// `acr_values` naming one of these asks for a second factor.
+const MFA_ACR: &[&str] = &["aal2", "mfa", "urn:idp:acr:mfa"];
+
+fn second_factor(
+    conn: &mut DbConnection,
+    client: &ClientSpec,
+    params: &AuthorizeParams,
+    session: &Session,
+    now: NaiveDateTime,
+) -> StorageResult<Decision2> {
+    use crate::mfa::policy::{self, Allowed, Decision as P, Requirement};
+    let mut req = match client.project.as_deref() {
+        Some(r) => match crate::tokens::resolve_project(conn, r)? {
+            Some((org, project)) => policy::requirement_for(conn, org, Some(project))?,
+            None => Requirement::none(),
+        },
+        None => Requirement::none(),
+    };
+    let asked = params.acr_values.as_deref().unwrap_or_default().split(' ').any(|v| MFA_ACR.contains(&v));
+    if asked && !req.required {
+        req = Requirement { required: true, allowed: Allowed::Any, grace_until: None };
+    }
+    if !req.required {
+        return Ok(Decision2::Allow);
+    }
+    let factors = policy::user_factors(conn, session.user_id)?;
+    Ok(match policy::decide(&req, &factors, &session.amr, now) {
+        P::Allow => Decision2::Allow,
+        // In the grace period an acr_values request is still a request: enrol first.
+        P::Enrol { .. } if asked => Decision2::EnrolNow,
+        P::Enrol { .. } => Decision2::Allow,
+        P::StepUp { .. } => Decision2::StepUp,
+        P::EnrolNow { .. } => Decision2::EnrolNow,
+        P::Unsatisfiable => Decision2::Refuse,
+    })
 }

@@ -538,3 +538,45 @@ fn a_consent_answer_for_a_tampered_request_is_refused_and_stores_nothing() {
     }
     assert_eq!(w.consents(), 0);
 }
+
+#[test]
+fn a_project_that_requires_a_second_factor_gets_codes_only_from_an_mfa_session() {
+    let mut w = world();
+    let now = w.clock.now_naive();
+    let auditor =
+        crate::audit::Auditor::new(crate::crypto::pseudonym::Pseudonymiser::new(zeroize::Zeroizing::new(vec![3; 32])));
+    w.db.write(|c| {
+        use crate::admin::organisations as o;
+        o::create_organisation(c, &auditor, now, crate::audit::Actor::Cli, "Acme", Some("acme"), &[])?;
+        o::create_project(c, &auditor, now, crate::audit::Actor::Cli, "acme", "Billing", Some("billing"))?;
+        let change = crate::admin::mfa_policy::PolicyChange { required: true, methods: &[], grace_days: None };
+        crate::admin::mfa_policy::set_project_policy(
+            c,
+            &auditor,
+            now,
+            crate::admin::tokens::Caller::Operator,
+            "acme",
+            "billing",
+            change,
+        )
+        .map(|_| ())
+    })
+    .unwrap();
+    // No second factor at all: enrol first, no code.
+    assert!(matches!(w.authorize(&params("billing")), Decision::Enrol { .. }));
+    let p = AuthorizeParams { prompt: Some("none".into()), ..params("billing") };
+    assert_eq!(w.error_of(&p), "interaction_required");
+    assert!(matches!(w.authorize(&params("app")), Decision::Redirect(_)), "other clients are not affected");
+    // acr_values asking for MFA is honoured for any client.
+    let p = AuthorizeParams { acr_values: Some("aal2".into()), ..params("app") };
+    assert!(matches!(w.authorize(&p), Decision::Enrol { .. }));
+    // A session that did a second factor gets its code, with amr to show it.
+    w.session.amr = vec!["fed".into(), "otp".into(), "mfa".into()];
+    w.session.acr = Some("aal2".into());
+    let t = w.redeem("billing", &w.code(&params("billing")), Some(VERIFIER)).unwrap();
+    let id = w.provider.signer.verify(t.id_token.as_deref().unwrap(), "JWT").unwrap();
+    assert_eq!(id["amr"], serde_json::json!(["fed", "otp", "mfa"]));
+    assert_eq!(id["acr"], "aal2");
+    let p = AuthorizeParams { acr_values: Some("aal2".into()), ..params("app") };
+    assert!(matches!(w.authorize(&p), Decision::Redirect(_)));
+}

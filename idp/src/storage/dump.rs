@@ -15,6 +15,7 @@ use super::api_tokens::{ApiTokenPolicyRow, ApiTokenRow, ApiTokenSecretRow};
 use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
 use super::mfa::{RecoveryCodeRow, TotpCredentialRow};
+use super::mfa_policies::{OrganisationMfaPolicyRow, ProjectMfaPolicyRow};
 use super::models::*;
 use super::oauth::{CodeRow, ConsentRow, GrantRow, RefreshTokenRow, RevokedAccessTokenRow};
 use super::passwords::PasswordCredentialRow;
@@ -165,6 +166,8 @@ backed_up_tables! {
     api_tokens: ApiTokenRow,
     api_token_secrets: ApiTokenSecretRow,
     api_token_policies: ApiTokenPolicyRow,
+    organisation_mfa_policies: OrganisationMfaPolicyRow,
+    project_mfa_policies: ProjectMfaPolicyRow,
     audit_events: AuditEventRow,
     rate_limits: RateLimitRow,
 }

@@ -12,6 +12,7 @@ mod db;
 pub mod dump;
 pub mod login_flows;
 pub mod mfa;
+pub mod mfa_policies;
 pub mod models;
 pub mod oauth;
 pub mod organisations;

@@ -4,7 +4,10 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::{CustomRoleRow, OrganisationMemberRow, OrganisationRow, ProjectMemberRow, ProjectRow};
-use super::schema::{custom_roles, organisation_members, organisations, project_members, projects};
+use super::schema::{
+    custom_roles, organisation_members, organisation_mfa_policies, organisations, project_members,
+    project_mfa_policies, projects,
+};
 use super::{DbConnection, StorageError, StorageResult, parse_id};
 use crate::domain::organisation::{Organisation, Project, Slug};
 use crate::domain::role::{BuiltinRole, CustomRole, Permission, RoleRef};
@@ -186,6 +189,10 @@ impl OrganisationRepository for DbConnection {
         // Explicit, so the result does not depend on foreign-key enforcement being on.
         let project_ids = projects::table.filter(projects::organisation_id.eq(&id)).select(projects::id);
         diesel::delete(project_members::table.filter(project_members::project_id.eq_any(project_ids))).execute(self)?;
+        let project_ids = projects::table.filter(projects::organisation_id.eq(&id)).select(projects::id);
+        diesel::delete(project_mfa_policies::table.filter(project_mfa_policies::project_id.eq_any(project_ids)))
+            .execute(self)?;
+        diesel::delete(organisation_mfa_policies::table.find(&id)).execute(self)?;
         diesel::delete(projects::table.filter(projects::organisation_id.eq(&id))).execute(self)?;
         diesel::delete(organisation_members::table.filter(organisation_members::organisation_id.eq(&id)))
             .execute(self)?;

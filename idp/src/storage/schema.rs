@@ -352,3 +352,30 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(oauth_consents, users);
+
+diesel::table! {
+    organisation_mfa_policies (organisation_id) {
+        organisation_id -> Text,
+        requirement -> Text,
+        methods -> Text,
+        grace_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    project_mfa_policies (project_id) {
+        project_id -> Text,
+        requirement -> Text,
+        methods -> Text,
+        grace_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+        updated_by -> Text,
+    }
+}
+
+diesel::joinable!(organisation_mfa_policies -> organisations (organisation_id));
+diesel::joinable!(project_mfa_policies -> projects (project_id));
+diesel::allow_tables_to_appear_in_same_query!(organisation_mfa_policies, organisations);
+diesel::allow_tables_to_appear_in_same_query!(project_mfa_policies, projects);

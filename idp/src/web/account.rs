@@ -93,6 +93,8 @@ async fn render(
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
     done: Option<String>,
+    /// Set when an application's project sent the user here to set up a second factor.
+    return_to: Option<String>,
 }
 
 /// `GET /account/mfa`.
@@ -105,6 +107,9 @@ pub async fn page(
     let notice = match query.done.as_deref() {
         Some("confirmed") => Some("Your authenticator app is set up. Sign-ins now ask for a code from it."),
         Some("removed") => Some("Your authenticator app was removed."),
+        _ if query.return_to.is_some() => Some(
+            "The application you were signing in to requires a second factor. Set one up here, then sign in to it again.",
+        ),
         _ => None,
     };
     render(&state, &views, &session, Extra { notice, ..Default::default() }, StatusCode::OK).await

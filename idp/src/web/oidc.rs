@@ -174,6 +174,7 @@ fn follow(
             format!("/login/discover?email={}&return_to={}", enc(&hint), enc(&return_to))
         }
         Decision::Login { return_to, login_hint: None } => format!("/login?return_to={}", enc(&return_to)),
+        Decision::Enrol { return_to } => format!("/account/mfa?return_to={}", enc(&return_to)),
     };
     Ok(HttpResponse::SeeOther()
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -1,0 +1,2 @@
+DROP TABLE project_mfa_policies;
+DROP TABLE organisation_mfa_policies;
