@@ -586,3 +586,98 @@ fn a_third_party_client_gets_a_code_only_after_the_user_allows_it() {
     // Asked once: the same request now goes straight back with a code.
     assert!(b.open_until(&u, &w.rp).contains("code="));
 }
+
+/// A TOTP code from oathtool for the step `offset` seconds from now.
+fn oathtool(secret: &str, offset: i64) -> String {
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "-N", &format!("now {offset:+} seconds"), secret])
+        .output()
+        .expect("oathtool must be installed (scripts/test installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn form_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let i = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
+    html[i..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn openid_client_signs_in_through_the_upstream_and_a_second_factor_on_sqlite() {
+    through_a_second_factor(None);
+}
+
+#[test]
+fn openid_client_signs_in_through_the_upstream_and_a_second_factor_on_postgres() {
+    through_a_second_factor(Some(TestDb::postgres()));
+}
+
+/// The downstream app's whole story: openid-client sends the user to idp asking for MFA, idp
+/// federates to oidc-provider, asks for the TOTP code (from oathtool), and the app validates
+/// the tokens offline (jose, JWKS) and online (introspection).
+fn through_a_second_factor(db: Option<TestDb>) {
+    let w = world_on(db);
+    // Alice signs in once through the upstream and sets up TOTP.
+    let mut b = w.browser();
+    let page = b.open(&w.server.url("/account/mfa"));
+    let csrf = form_field(&page.body, "csrf_token");
+    let (status, body) =
+        b.post_form_page(&w.server.url("/account/mfa/totp"), &w.server.base, &format!("csrf_token={csrf}&name=Phone"));
+    assert_eq!(status, 200, "{body}");
+    let i = body.find("class=\"secret\">").unwrap() + "class=\"secret\">".len();
+    let secret = body[i..].split('<').next().unwrap().to_owned();
+    let id = form_field(&body, "credential_id");
+    let confirm = format!("csrf_token={csrf}&credential_id={id}&code={}", oathtool(&secret, 0));
+    assert_eq!(b.post_form(&w.server.url("/account/mfa/totp/confirm"), &w.server.base, &confirm).0, 303);
+    let csrf = form_field(&b.open(&w.server.url("/")).body, "csrf_token");
+    assert_eq!(b.post_form(&w.server.url("/logout"), &w.server.base, &format!("csrf_token={csrf}")).0, 303);
+
+    // The app sends her to idp asking for a second factor (acr_values=aal2).
+    let start = w.node("start", &[]);
+    let url = format!("{}&acr_values=aal2", start["url"].as_str().unwrap());
+    let login = b.open(&url);
+    let return_to =
+        url::Url::parse(&login.url).unwrap().query_pairs().find(|(k, _)| k == "return_to").unwrap().1.into_owned();
+    let enc: String = url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+    let page = b.open(&w.server.url(&format!("/login/up?return_to={enc}")));
+    assert!(page.url.ends_with("/login/mfa"), "asked for the second factor: {}", page.url);
+    let csrf = form_field(&page.body, "csrf_token");
+    // The confirmation spent the current step; the next one is accepted.
+    let (status, next) = b.post_form(
+        &w.server.url("/login/mfa"),
+        &w.server.base,
+        &format!("csrf_token={csrf}&code={}", oathtool(&secret, 30)),
+    );
+    assert_eq!(status, 303);
+    let callback = b.open_until(&w.server.url(&next.unwrap()), &w.rp);
+    let done = w.node(
+        "code",
+        &[
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    // Offline: jose verifies both tokens against idp's JWKS.
+    let offline = &w.verify(&[&done])[0];
+    assert_eq!(
+        (offline["id"]["ok"].as_bool(), offline["access"]["ok"].as_bool()),
+        (Some(true), Some(true)),
+        "{offline}"
+    );
+    // Online validation agrees, and shows the second factor.
+    let r: serde_json::Value = client()
+        .post(w.server.url("/introspect"))
+        .basic_auth("rp", Some(RP_SECRET))
+        .form(&[("token", done["access_token"].as_str().unwrap())])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(r["active"], true, "{r}");
+    assert_eq!(r["acr"], "aal2");
+    let amr: Vec<&str> = r["amr"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert!(amr.contains(&"mfa") && amr.contains(&"otp") && amr.contains(&"fed"), "{amr:?}");
+}
