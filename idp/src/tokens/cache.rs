@@ -24,7 +24,13 @@ struct Entry {
     fetched: Instant,
     generation: u64,
     touched: Instant,
+    /// Set when one caller went to storage for a stale entry; others keep the old answer meanwhile.
+    refreshing: std::sync::atomic::AtomicBool,
 }
+
+/// How long past its TTL an entry may still answer while one caller refreshes it: the bound on
+/// a lookup's time, after which every caller goes to storage.
+const REFRESH_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct TokenCache {
@@ -49,9 +55,17 @@ impl TokenCache {
         let generation = revocation_generation();
         let guard = self.entries.read().ok()?;
         let e = guard.get(secret_hash)?;
-        let fresh = e.generation == generation && e.fetched.elapsed() < self.ttl && e.principal.expires_at > now;
-        if !fresh {
+        if e.generation != generation || e.principal.expires_at <= now {
             return None;
+        }
+        let age = e.fetched.elapsed();
+        if age >= self.ttl {
+            // One caller refreshes; the others answer from the entry until it is back, so
+            // a busy token does not send every concurrent request to the database at once.
+            let first = !e.refreshing.swap(true, std::sync::atomic::Ordering::AcqRel);
+            if first || age >= self.ttl + REFRESH_GRACE {
+                return None;
+            }
         }
         let touch = e.touched.elapsed() >= TOUCH_EVERY;
         let (principal, answer) = (e.principal.clone(), e.answer.clone());
@@ -66,6 +80,13 @@ impl TokenCache {
         Some(Hit { principal, answer, touch })
     }
 
+    /// Forgets a token whose lookup failed (revoked, expired, gone).
+    pub fn forget(&self, secret_hash: &str) {
+        if let Ok(mut w) = self.entries.write() {
+            w.remove(secret_hash);
+        }
+    }
+
     /// Remembers a lookup made at `generation` (read before the lookup, so a revocation
     /// that raced with it leaves the entry stale).
     pub fn put(&self, secret_hash: String, principal: Arc<ApiPrincipal>, answer: bytes::Bytes, generation: u64) {
@@ -77,7 +98,8 @@ impl TokenCache {
                 w.clear();
             }
             let now = Instant::now();
-            w.insert(secret_hash, Entry { principal, answer, fetched: now, generation, touched: now });
+            let refreshing = std::sync::atomic::AtomicBool::new(false);
+            w.insert(secret_hash, Entry { principal, answer, fetched: now, generation, touched: now, refreshing });
         }
     }
 }

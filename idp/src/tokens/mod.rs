@@ -238,7 +238,13 @@ impl Validator {
         now: NaiveDateTime,
     ) -> Result<cache::Hit, TokenError> {
         let generation = crate::storage::api_tokens::revocation_generation();
-        let p = std::sync::Arc::new(authenticate(conn, presented, now)?);
+        let p = match authenticate(conn, presented, now) {
+            Ok(p) => std::sync::Arc::new(p),
+            Err(e) => {
+                self.cache.forget(&hash_token(presented));
+                return Err(e);
+            }
+        };
         let answer = bytes::Bytes::from(p.introspection(&self.issuer).to_string());
         self.cache.put(hash_token(presented), p.clone(), answer.clone(), generation);
         Ok(cache::Hit { principal: p, answer, touch: true })

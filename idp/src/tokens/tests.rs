@@ -306,3 +306,37 @@ fn the_organisation_caps_token_lifetimes() {
     let r = w.db.write(|c| tokens::set_max_lifetime(c, &w.auditor, w.now(), Caller::User(w.bob), "acme", 3650));
     assert!(matches!(r, Err(AdminError::Forbidden(_) | AdminError::NotFound(_))), "{r:?}");
 }
+
+#[test]
+fn an_expired_cache_entry_sends_one_caller_to_storage_and_answers_the_others_meanwhile() {
+    let w = world();
+    let t = w.service();
+    let p = std::sync::Arc::new(w.check(&t.secret).unwrap());
+    let hash = crate::crypto::tokens::hash_token(&t.secret);
+    let generation = crate::storage::api_tokens::revocation_generation;
+    // Other tests revoke tokens in this process, which (rightly) empties every cache: a run
+    // that saw a revocation is not evidence either way and is tried again.
+    for _ in 0..20 {
+        let cache = cache::TokenCache::new(std::time::Duration::from_millis(100));
+        let g = generation();
+        cache.put(hash.clone(), p.clone(), bytes::Bytes::from_static(b"{}"), g);
+        let fresh = cache.get(&hash, w.now()).is_some();
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let first = cache.get(&hash, w.now()).is_none();
+        let others = cache.get(&hash, w.now()).is_some();
+        std::thread::sleep(std::time::Duration::from_millis(1000));
+        let late = cache.get(&hash, w.now()).is_none();
+        if generation() != g {
+            continue;
+        }
+        assert!(fresh);
+        assert!(first, "the first caller after the TTL refreshes");
+        assert!(others, "the others are answered meanwhile");
+        assert!(late, "a refresh that never came back does not keep the entry alive");
+        cache.put(hash.clone(), p.clone(), bytes::Bytes::from_static(b"{}"), g);
+        cache.forget(&hash);
+        assert!(cache.get(&hash, w.now()).is_none(), "a failed lookup forgets the entry");
+        return;
+    }
+    panic!("revocations elsewhere in the process never left this test alone");
+}
