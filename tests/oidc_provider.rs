@@ -598,9 +598,7 @@ fn oathtool(secret: &str, offset: i64) -> String {
 }
 
 fn form_field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let i = html.find(&marker).unwrap_or_else(|| panic!("no {name} in {html}")) + marker.len();
-    html[i..].split('"').next().unwrap().to_owned()
+    field(html, &format!("name=\"{name}\" value=\""))
 }
 
 #[test]

@@ -90,11 +90,7 @@ pub fn run(config: Config, cmd: TokenCommand) -> Result<(), CliError> {
         TokenCommand::List { organisation } => {
             let list = s.db.read(|conn| tokens::list(conn, Caller::Operator, &organisation)).map_err(failed)?;
             for t in list {
-                let state = match (t.revoked_at, t.expires_at <= now) {
-                    (Some(_), _) => "revoked",
-                    (None, true) => "expired",
-                    (None, false) => "active",
-                };
+                let state = t.state(now);
                 let last = t.last_used_at.map_or_else(|| "never".to_owned(), |l| l.to_string());
                 println!(
                     "{}\t{}\t{}\t{}\texpires {}\tlast used {last}\t{state}",

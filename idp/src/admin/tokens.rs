@@ -76,11 +76,28 @@ pub struct TokenInfo {
     pub revoked_at: Option<NaiveDateTime>,
 }
 
+impl TokenInfo {
+    /// `active`, `expired` or `revoked` at `now`.
+    pub fn state(&self, now: NaiveDateTime) -> &'static str {
+        match (self.revoked_at, self.expires_at <= now) {
+            (Some(_), _) => "revoked",
+            (None, true) => "expired",
+            (None, false) => "active",
+        }
+    }
+}
+
 /// The one time a secret is seen.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct IssuedToken {
     pub token: TokenInfo,
     pub secret: String,
+}
+
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken").field("token", &self.token).field("secret", &"***").finish()
+    }
 }
 
 fn info(row: &ApiTokenRow) -> Result<TokenInfo, AdminError> {

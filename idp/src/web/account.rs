@@ -20,11 +20,7 @@ use crate::mfa::{self, MfaError, recovery, totp};
 use crate::storage::StorageError;
 
 fn csrf_ok(state: &AppState, session: &Session, presented: &str) -> Result<(), WebError> {
-    if csrf::verify(&state.csrf_key, &session.id.to_string(), presented) {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden("The form has expired. Please go back, reload the page and try again."))
-    }
+    csrf::require_session(&state.csrf_key, session, presented)
 }
 
 #[derive(Debug, Serialize)]
@@ -258,17 +254,12 @@ pub async fn remove(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    csrf_token: String,
-}
-
 /// `POST /account/mfa/recovery`: a new set of recovery codes, shown once (the old set is void).
 pub async fn recovery_codes(
     state: web::Data<AppState>,
     views: web::Data<Views>,
     SignedIn(session): SignedIn,
-    form: web::Form<CsrfOnly>,
+    form: web::Form<super::routes::CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     csrf_ok(&state, &session, &form.csrf_token)?;
     let s = state.clone();

@@ -24,6 +24,24 @@ pub fn verify(key: &[u8], binding: &str, presented: &str) -> bool {
     !expected.is_empty() && ct_eq(expected.as_bytes(), presented.as_bytes())
 }
 
+/// The token for forms of a signed-in session.
+pub fn for_session(key: &[u8], session: &crate::domain::session::Session) -> String {
+    token(key, &session.id.to_string())
+}
+
+/// Refuses a state-changing request of a signed-in session whose form lacks its token.
+pub fn require_session(
+    key: &[u8],
+    session: &crate::domain::session::Session,
+    presented: &str,
+) -> Result<(), super::error::WebError> {
+    if verify(key, &session.id.to_string(), presented) {
+        Ok(())
+    } else {
+        Err(super::error::WebError::Forbidden("The form has expired. Please go back, reload the page and try again."))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,9 +120,7 @@ pub async fn consent(
     SignedIn(session): SignedIn,
     form: web::Form<ConsentForm>,
 ) -> Result<HttpResponse, WebError> {
-    if !super::csrf::verify(&state.csrf_key, &session.id.to_string(), &form.csrf_token) {
-        return Err(WebError::Forbidden("The form has expired. Please go back, reload the page and try again."));
-    }
+    super::csrf::require_session(&state.csrf_key, &session, &form.csrf_token)?;
     let allow = match form.decision.as_str() {
         "allow" => true,
         "deny" => false,
@@ -159,7 +157,7 @@ fn follow(
                 minijinja::context! {
                     product_name => &state.config.product_name,
                     signed_in => true,
-                    csrf_token => super::csrf::token(&state.csrf_key, &session.id.to_string()),
+                    csrf_token => super::csrf::for_session(&state.csrf_key, session),
                     client_name => client_name,
                     scopes => described,
                     query => raw_query,

@@ -85,7 +85,7 @@ fn page(html: String) -> HttpResponse {
 }
 
 fn csrf_for(state: &AppState, session: &Session) -> String {
-    csrf::token(&state.csrf_key, &session.id.to_string())
+    csrf::for_session(&state.csrf_key, session)
 }
 
 pub async fn home(
@@ -208,15 +208,11 @@ pub async fn password_script() -> HttpResponse {
 
 #[derive(Debug, Deserialize)]
 pub struct CsrfForm {
-    csrf_token: String,
+    pub(super) csrf_token: String,
 }
 
 pub(super) fn check_csrf(state: &AppState, session: &Session, form: &CsrfForm) -> Result<(), WebError> {
-    if csrf::verify(&state.csrf_key, &session.id.to_string(), &form.csrf_token) {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden("The form has expired. Please go back, reload the page and try again."))
-    }
+    csrf::require_session(&state.csrf_key, session, &form.csrf_token)
 }
 
 pub(super) fn removal_cookie(state: &AppState) -> Cookie<'static> {

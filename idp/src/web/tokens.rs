@@ -11,18 +11,10 @@ use super::error::WebError;
 use super::extract::SignedIn;
 use super::views::Views;
 use crate::admin::organisations::AdminError;
-use crate::admin::tokens::{self, Caller, IssuedToken, NewToken, TokenInfo};
+use crate::admin::tokens::{self, Caller, IssuedToken, NewToken};
 use crate::app::AppState;
 use crate::domain::session::Session;
 use crate::tokens::{TokenKind, parse_permission};
-
-fn state_of(t: &TokenInfo, now: chrono::NaiveDateTime) -> &'static str {
-    match (t.revoked_at, t.expires_at <= now) {
-        (Some(_), _) => "revoked",
-        (None, true) => "expired",
-        (None, false) => "active",
-    }
-}
 
 fn scopes(raw: &str) -> Result<std::collections::BTreeSet<crate::domain::role::Permission>, AdminError> {
     raw.split([',', ' '])
@@ -49,11 +41,6 @@ pub struct RotateForm {
     grace_hours: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    csrf_token: String,
-}
-
 #[derive(Default)]
 struct Shown {
     secret: Option<String>,
@@ -76,7 +63,7 @@ async fn render(
         .iter()
         .map(|t| {
             json!({"id": t.id.to_string(), "name": t.name, "scopes": t.scopes, "expires_at": t.expires_at.to_string(),
-                   "last_used_at": t.last_used_at.map(|l| l.to_string()), "state": state_of(t, now)})
+                   "last_used_at": t.last_used_at.map(|l| l.to_string()), "state": t.state(now)})
         })
         .collect();
     let html = views.render(
@@ -84,7 +71,7 @@ async fn render(
         context! {
             product_name => &state.config.product_name,
             signed_in => true,
-            csrf_token => super::csrf::token(&state.csrf_key, &session.id.to_string()),
+            csrf_token => super::csrf::for_session(&state.csrf_key, session),
             tokens => rows,
             secret => shown.secret,
             rotated => shown.rotated,
@@ -108,11 +95,7 @@ fn admin_to_web(e: AdminError) -> WebError {
 }
 
 fn check_csrf(state: &AppState, session: &Session, token: &str) -> Result<(), WebError> {
-    if super::csrf::verify(&state.csrf_key, &session.id.to_string(), token) {
-        Ok(())
-    } else {
-        Err(WebError::Forbidden("The form has expired. Please go back, reload the page and try again."))
-    }
+    super::csrf::require_session(&state.csrf_key, session, token)
 }
 
 /// The outcome of a form: the secret to show once, or the refusal in words.
@@ -205,7 +188,7 @@ pub async fn revoke(
     views: web::Data<Views>,
     SignedIn(session): SignedIn,
     id: web::Path<String>,
-    form: web::Form<CsrfOnly>,
+    form: web::Form<super::routes::CsrfForm>,
 ) -> Result<HttpResponse, WebError> {
     check_csrf(&state, &session, &form.csrf_token)?;
     let (s, user, id) = (state.clone(), session.user_id, id.into_inner());
@@ -270,7 +253,7 @@ async fn api_caller(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Ca
     };
     if req.method() != actix_web::http::Method::GET {
         let presented = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if !super::csrf::verify(&state.csrf_key, &session.id.to_string(), presented) {
+        if super::csrf::require_session(&state.csrf_key, &session, presented).is_err() {
             return Err(api_error(StatusCode::FORBIDDEN, "csrf", "X-CSRF-Token is missing or wrong."));
         }
     }
@@ -316,7 +299,7 @@ pub async fn api_list(req: HttpRequest, state: web::Data<AppState>, org: web::Pa
             HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(json!({"tokens": list}))
         }
         Ok(Err(e)) => api_admin_error(e),
-        Err(_) => api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable("blocked".into()))),
+        Err(e) => blocked(e),
     }
 }
 
@@ -375,7 +358,7 @@ pub async fn api_revoke(req: HttpRequest, state: web::Data<AppState>, id: web::P
     match r {
         Ok(Ok(())) => HttpResponse::NoContent().finish(),
         Ok(Err(e)) => api_admin_error(e),
-        Err(_) => api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable("blocked".into()))),
+        Err(e) => blocked(e),
     }
 }
 
@@ -388,6 +371,10 @@ fn issued(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({"token": t.token, "secret": t.secret})),
         Ok(Err(e)) => api_admin_error(e),
-        Err(_) => api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable("blocked".into()))),
+        Err(e) => blocked(e),
     }
+}
+
+fn blocked(e: actix_web::error::BlockingError) -> HttpResponse {
+    api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable(e.to_string())))
 }
