@@ -41,7 +41,7 @@ pub struct TotpEnrolment {
     /// The seed in base32 (RFC 4648, no padding), for typing in by hand.
     pub secret_base32: Zeroizing<String>,
     /// The otpauth URI as a QR code: a PNG, base64 (for a `data:image/png;base64,` URL).
-    pub qr_png_base64: Zeroizing<String>,
+    pub qr_svg_base64: Zeroizing<String>,
     /// Confirm before this, or enrol again.
     pub expires_at: NaiveDateTime,
 }
@@ -103,8 +103,7 @@ pub fn enrol(
         .build()
         .map_err(|e| MfaError::Storage(StorageError::Corrupt(format!("TOTP parameters: {e}"))))?;
     let otpauth_uri = Zeroizing::new(totp.to_url().map_err(|e| StorageError::Corrupt(format!("TOTP URI: {e}")))?);
-    let qr_png_base64 =
-        Zeroizing::new(totp.to_qr_base64().map_err(|e| StorageError::Corrupt(format!("TOTP QR code: {e}")))?);
+    let qr_svg_base64 = Zeroizing::new(qr_svg_base64(&otpauth_uri)?);
     let secret_base32 = Zeroizing::new(totp.secret().to_base32());
 
     conn.delete_pending_totp_of(&uid)?;
@@ -124,7 +123,7 @@ pub fn enrol(
         credential_id: id,
         otpauth_uri,
         secret_base32,
-        qr_png_base64,
+        qr_svg_base64,
         expires_at: now + PENDING_LIFETIME,
     })
 }
@@ -336,4 +335,29 @@ mod unit {
         assert_eq!(label("Acme: SSO", "x"), "Acme  SSO");
         assert_eq!(label(" \n ", "idp"), "idp");
     }
+}
+
+/// The otpauth URI as a QR code: an SVG of one path, base64 for a `data:` URI.
+fn qr_svg_base64(uri: &str) -> Result<String, MfaError> {
+    use base64::Engine as _;
+    use qrcodegen::{QrCode, QrCodeEcc};
+    use std::fmt::Write as _;
+    let qr = QrCode::encode_text(uri, QrCodeEcc::Medium)
+        .map_err(|e| MfaError::Storage(StorageError::Corrupt(format!("TOTP QR code: {e}"))))?;
+    const BORDER: i32 = 4;
+    let size = qr.size();
+    let dim = size + 2 * BORDER;
+    let mut path = String::new();
+    for y in 0..size {
+        for x in 0..size {
+            if qr.get_module(x, y) {
+                let _ = write!(path, "M{},{}h1v1h-1z", x + BORDER, y + BORDER);
+            }
+        }
+    }
+    let svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {dim} {dim}\" shape-rendering=\"crispEdges\">\
+         <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
+    );
+    Ok(base64::engine::general_purpose::STANDARD.encode(svg))
 }

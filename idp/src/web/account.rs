@@ -142,7 +142,7 @@ pub async fn enrol(
     match started {
         Ok(e) => {
             let extra = Extra {
-                enrol_qr: Some(e.qr_png_base64.to_string()),
+                enrol_qr: Some(e.qr_svg_base64.to_string()),
                 enrol_secret: Some(e.secret_base32.to_string()),
                 enrol_id: Some(e.credential_id.to_string()),
                 ..Default::default()
