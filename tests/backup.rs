@@ -192,6 +192,15 @@ fn populate(s: &AppState) -> String {
         set_project_policy(c, &s.auditor, now, Caller::Operator, org.slug.as_str(), project.slug.as_str(), change)
     })
     .unwrap();
+    s.db.write(|c| {
+        let reg: idp::admin::clients::Registration = serde_json::from_value(serde_json::json!({
+            "name": "Billing web", "redirect_uris": ["https://billing.example.com/cb"]
+        }))
+        .unwrap();
+        let caller = idp::admin::tokens::Caller::Operator;
+        idp::admin::clients::register(c, &s.auditor, now, caller, org.slug.as_str(), project.slug.as_str(), &reg)
+    })
+    .unwrap();
     s.db.write(|c| s.limiter.hit(c, "auth", Subject::Ip("192.0.2.7".parse().unwrap()), now.and_utc().timestamp()))
         .unwrap()
         .unwrap();

@@ -679,3 +679,137 @@ fn through_a_second_factor(db: Option<TestDb>) {
     let amr: Vec<&str> = r["amr"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(amr.contains(&"mfa") && amr.contains(&"otp") && amr.contains(&"fed"), "{amr:?}");
 }
+
+// ---- clients registered by an organisation's administrator through the API ----
+
+impl World {
+    fn cli(&self, args: &[&str]) -> String {
+        let out =
+            harness::run(harness::idp(self.server.dir.as_path()).args(args).envs(self.env.iter().map(|(k, v)| (k, v))));
+        assert!(out.status.success(), "idp {args:?}: {}", harness::text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut r = client().request(method, self.server.url(path));
+        if !bearer.is_empty() {
+            r = r.bearer_auth(bearer);
+        }
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    }
+
+    fn client_credentials(&self, id: &str, secret: &str) -> u16 {
+        let r = client()
+            .post(self.server.url("/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials"), ("scope", "reports.read")])
+            .send()
+            .unwrap();
+        r.status().as_u16()
+    }
+}
+
+#[test]
+fn an_admin_registers_a_client_through_the_api_and_openid_client_signs_in_with_it() {
+    let w = world();
+    let mut b = Browser::new();
+    // Alice signs in once (through the file's client) so she exists; the ID token names her.
+    let (callback, start) = w.sign_in(&mut b);
+    let first = w.node(
+        "finish",
+        &[
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    let alice = first["sub"].as_str().unwrap().to_owned();
+    w.cli(&["org", "create", "--name", "Acme", "--slug", "acme", "--owner", &alice]);
+    w.cli(&["project", "create", "--org", "acme", "--name", "Billing", "--slug", "billing"]);
+    w.cli(&["org", "create", "--name", "Globex", "--slug", "globex"]);
+    w.cli(&["project", "create", "--org", "globex", "--name", "Ops", "--slug", "ops"]);
+    let token = |scopes: &str| {
+        let args = ["token", "create", "--kind", "personal", "--name", "ci", "--org", "acme", "--project", "billing"];
+        let out = w.cli(&[&args[..], &["--user", &alice, "--scopes", scopes]].concat());
+        out.trim().to_owned()
+    };
+    let admin = token("clients_manage");
+    let reader = token("members_read");
+    let clients = "/api/v1/organisations/acme/projects/billing/clients";
+    let post = reqwest::Method::POST;
+    let registration = serde_json::json!({
+        "name": "Billing web", "redirect_uris": [format!("{}/cb", w.rp)],
+        "post_logout_redirect_uris": [format!("{}/bye", w.rp)], "first_party": true,
+        "scopes": ["openid", "email", "profile", "offline_access", "reports.read"],
+    });
+
+    // Refusals first: nobody, a token without clients_manage, another organisation, bad input.
+    assert_eq!(w.api(post.clone(), clients, "", Some(registration.clone())).0, 401);
+    assert_eq!(w.api(post.clone(), clients, &reader, Some(registration.clone())).0, 403);
+    let other = "/api/v1/organisations/globex/projects/ops/clients";
+    assert_eq!(w.api(post.clone(), other, &admin, Some(registration.clone())).0, 404, "existence must not leak");
+    for bad in [
+        serde_json::json!({"name": "x", "redirect_uris": ["http://evil.example/cb"]}),
+        serde_json::json!({"name": "x", "redirect_uris": []}),
+        serde_json::json!({"name": "x", "redirect_uris": ["https://a.example/cb"], "client_secret": "mine"}),
+        serde_json::json!({"name": "", "redirect_uris": ["https://a.example/cb"]}),
+        serde_json::json!({"name": "x", "redirect_uris": ["https://a.example/cb"], "public": true, "require_pkce": false}),
+    ] {
+        let (status, r) = w.api(post.clone(), clients, &admin, Some(bad.clone()));
+        assert_eq!(status, 400, "{bad} -> {r}");
+    }
+    let (status, r) = w.api(reqwest::Method::GET, clients, &admin, None);
+    assert_eq!((status, r["clients"].as_array().map(Vec::len)), (200, Some(0)), "a refusal wrote nothing: {r}");
+
+    let (status, r) = w.api(post.clone(), clients, &admin, Some(registration));
+    assert_eq!(status, 201, "{r}");
+    let id = r["client"]["client_id"].as_str().unwrap().to_owned();
+    let secret = r["client_secret"].as_str().unwrap().to_owned();
+    assert!(id.parse::<uuid::Uuid>().is_ok() && secret.len() >= 43, "{r}");
+    let (status, got) = w.api(reqwest::Method::GET, &format!("/api/v1/clients/{id}"), &admin, None);
+    assert_eq!(status, 200);
+    assert!(!got.to_string().contains(&secret), "the secret is shown once only: {got}");
+
+    // openid-client signs in with the new client; the session is still there, so no login page.
+    let env = [("CLIENT_ID", id.as_str()), ("CLIENT_SECRET", secret.as_str())];
+    let start = w.node("start", &env);
+    let callback = b.open_until(start["url"].as_str().unwrap(), &w.rp);
+    let done = w.node(
+        "finish",
+        &[
+            env[0],
+            env[1],
+            ("CALLBACK", &callback),
+            ("VERIFIER", start["verifier"].as_str().unwrap()),
+            ("STATE", start["state"].as_str().unwrap()),
+            ("NONCE", start["nonce"].as_str().unwrap()),
+        ],
+    );
+    assert_eq!((done["sub"].as_str(), done["id_verified"].as_bool()), (Some(alice.as_str()), Some(true)), "{done}");
+    assert_eq!(w.client_credentials(&id, &secret), 200);
+
+    // A new secret works at once and the old one stops at once.
+    let (status, r) = w.api(post.clone(), &format!("/api/v1/clients/{id}/secret"), &admin, None);
+    assert_eq!(status, 200, "{r}");
+    let rotated = r["client_secret"].as_str().unwrap().to_owned();
+    assert_eq!(w.client_credentials(&id, &secret), 401);
+    assert_eq!(w.client_credentials(&id, &rotated), 200);
+
+    // Deleted: refused at once on this instance (the others within oidc::clients::RELOAD).
+    assert_eq!(w.api(reqwest::Method::DELETE, &format!("/api/v1/clients/{id}"), &reader, None).0, 403);
+    assert_eq!(w.api(reqwest::Method::DELETE, &format!("/api/v1/clients/{id}"), &admin, None).0, 204);
+    assert_eq!(w.client_credentials(&id, &rotated), 401);
+    assert_eq!(w.api(reqwest::Method::GET, &format!("/api/v1/clients/{id}"), &admin, None).0, 404);
+}

@@ -204,6 +204,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         Ok((keys, auditor, csrf_key, signer))
     })?;
     let oidc = crate::oidc::Provider::new(config.base_url(), config.clients.clone(), signer);
+    oidc.clients.replace_stored(db.read(crate::admin::clients::load)?);
     let limiter = RateLimiter::new(config.rate_limit.clone(), auditor.pseudonymiser().clone());
     let connectors = Connectors::from_specs(&config.connectors);
     let hash_permits = match config.password.max_concurrent_hashes {

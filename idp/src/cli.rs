@@ -240,6 +240,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             actix_web::rt::System::new().block_on(async move {
                 crate::maintenance::spawn(state.clone());
                 crate::maintenance::spawn_key_refresh(state.clone());
+                crate::maintenance::spawn_client_reload(state.clone());
                 crate::backup::schedule::spawn(state.clone());
                 app::serve(state).await
             })?;

@@ -78,6 +78,13 @@ impl SecretHash {
     pub fn of(secret: &str) -> Self {
         Self(Sha256::digest(secret.as_bytes()).into())
     }
+    /// The hash as stored (hex).
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    pub fn from_hex(stored: &str) -> Option<Self> {
+        hex::decode(stored).ok()?.try_into().ok().map(Self)
+    }
     /// Constant-time comparison of a presented secret with this hash.
     pub fn matches(&self, presented: &str) -> bool {
         crate::crypto::tokens::ct_eq(&Self::of(presented).0, &self.0)

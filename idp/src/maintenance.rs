@@ -69,3 +69,27 @@ pub fn spawn_key_refresh(state: AppState) {
         }
     });
 }
+
+/// Every instance: reloads the clients administrators registered, so one registered (or
+/// deleted) anywhere is served (or refused) here within [`crate::oidc::clients::RELOAD`].
+pub fn reload_clients(state: &AppState) -> Result<(), crate::storage::StorageError> {
+    let specs = state.db.read(crate::admin::clients::load)?;
+    state.oidc.clients.replace_stored(specs);
+    Ok(())
+}
+
+pub fn spawn_client_reload(state: AppState) {
+    actix_web::rt::spawn(async move {
+        let mut tick = actix_web::rt::time::interval(crate::oidc::clients::RELOAD);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            match actix_web::web::block(move || reload_clients(&s)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "registered clients were not reloaded"),
+                Err(e) => tracing::warn!(error = %e, "registered clients were not reloaded"),
+            }
+        }
+    });
+}

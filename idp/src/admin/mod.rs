@@ -2,6 +2,7 @@
 //! the operator and may do everything. Authorisation for organisation admins lands here too.
 
 pub mod access;
+pub mod clients;
 pub mod connectors;
 pub mod keys;
 pub mod mfa_policy;

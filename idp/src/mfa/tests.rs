@@ -147,7 +147,10 @@ fn an_enrolment_confirmed_with_an_oathtool_code_becomes_the_factor() {
     assert!(e.otpauth_uri.starts_with("otpauth://totp/"), "{}", e.otpauth_uri.as_str());
     assert!(e.otpauth_uri.contains(&format!("secret={}", e.secret_base32.as_str())));
     assert!(e.otpauth_uri.contains("issuer=Acme%20IdP"), "{}", e.otpauth_uri.as_str());
-    let svg = String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, e.qr_svg_base64.as_bytes()).unwrap()).unwrap();
+    let svg = String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, e.qr_svg_base64.as_bytes()).unwrap(),
+    )
+    .unwrap();
     assert!(svg.starts_with("<svg ") && svg.contains("<path d=\"M"), "{svg}");
     assert!(!format!("{e:?}").contains(e.secret_base32.as_str()), "Debug leaks the seed");
     assert!(!w.factor(w.alice));

@@ -316,27 +316,6 @@ fn label(s: &str, fallback: &str) -> String {
     if cleaned.is_empty() { fallback.to_owned() } else { cleaned.to_owned() }
 }
 
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn codes_are_six_ascii_digits_after_dropping_spaces() {
-        assert_eq!(normalise_code("123 456").unwrap().as_str(), "123456");
-        assert_eq!(normalise_code(" 123-456 ").unwrap().as_str(), "123456");
-        for bad in ["", "12345", "1234567", "abcdef", "12345a", "+12345", "１２３４５６", "١٢٣٤٥٦"] {
-            assert!(matches!(normalise_code(bad), Err(MfaError::Malformed(_))), "{bad:?}");
-        }
-        assert!(matches!(normalise_code(&"1".repeat(10_000)), Err(MfaError::Malformed(_))));
-    }
-
-    #[test]
-    fn labels_never_hold_a_colon() {
-        assert_eq!(label("Acme: SSO", "x"), "Acme  SSO");
-        assert_eq!(label(" \n ", "idp"), "idp");
-    }
-}
-
 /// The otpauth URI as a QR code: an SVG of one path, base64 for a `data:` URI.
 fn qr_svg_base64(uri: &str) -> Result<String, MfaError> {
     use base64::Engine as _;
@@ -360,4 +339,25 @@ fn qr_svg_base64(uri: &str) -> Result<String, MfaError> {
          <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
     );
     Ok(base64::engine::general_purpose::STANDARD.encode(svg))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn codes_are_six_ascii_digits_after_dropping_spaces() {
+        assert_eq!(normalise_code("123 456").unwrap().as_str(), "123456");
+        assert_eq!(normalise_code(" 123-456 ").unwrap().as_str(), "123456");
+        for bad in ["", "12345", "1234567", "abcdef", "12345a", "+12345", "１２３４５６", "١٢٣٤٥٦"] {
+            assert!(matches!(normalise_code(bad), Err(MfaError::Malformed(_))), "{bad:?}");
+        }
+        assert!(matches!(normalise_code(&"1".repeat(10_000)), Err(MfaError::Malformed(_))));
+    }
+
+    #[test]
+    fn labels_never_hold_a_colon() {
+        assert_eq!(label("Acme: SSO", "x"), "Acme  SSO");
+        assert_eq!(label(" \n ", "idp"), "idp");
+    }
 }

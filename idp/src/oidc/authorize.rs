@@ -85,8 +85,8 @@ fn return_to(raw_query: &str) -> String {
     format!("/authorize?{q}")
 }
 
-struct Checked<'a> {
-    client: &'a ClientSpec,
+struct Checked {
+    client: std::sync::Arc<ClientSpec>,
     redirect_uri: String,
     scopes: Vec<String>,
     challenge: Option<String>,
@@ -96,7 +96,7 @@ struct Checked<'a> {
     max_age: Option<i64>,
 }
 
-fn check<'a>(provider: &'a Provider, p: &AuthorizeParams) -> Result<Result<Checked<'a>, OAuthError>, &'static str> {
+fn check(provider: &Provider, p: &AuthorizeParams) -> Result<Result<Checked, OAuthError>, &'static str> {
     let client = p.client_id.as_deref().and_then(|id| provider.client(id)).ok_or("The application is not known.")?;
     let redirect_uri = p
         .redirect_uri
@@ -219,7 +219,7 @@ fn decide(
     }
     // The second factor the client's project requires (or `acr_values` asks for), decided by
     // the policy in one place: tokens for an enforcing project come only from an MFA session.
-    match second_factor(conn, checked.client, params, session, now)? {
+    match second_factor(conn, &checked.client, params, session, now)? {
         Decision2::Allow => {}
         Decision2::StepUp if checked.prompt_none => {
             return Ok(error_redirect(

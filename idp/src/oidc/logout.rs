@@ -43,7 +43,7 @@ pub fn check(provider: &Provider, p: &LogoutParams) -> Result<Logout, LogoutErro
         .and_then(|t| provider.signer.verify(t, "JWT"))
         .filter(|c| c.get("iss").and_then(|i| i.as_str()) == Some(provider.issuer.as_str()))
         .ok_or(LogoutError::BadHint)?;
-    let client: &ClientSpec =
+    let client: std::sync::Arc<ClientSpec> =
         claims.get("aud").and_then(|a| a.as_str()).and_then(|a| provider.client(a)).ok_or(LogoutError::BadHint)?;
     if p.client_id.as_deref().is_some_and(|c| c != client.client_id) {
         return Err(LogoutError::WrongClient);

@@ -3,6 +3,7 @@
 //! RP-initiated logout. Domain logic only: `web::oidc` adapts it to HTTP.
 
 pub mod authorize;
+pub mod clients;
 pub mod discovery;
 pub mod errors;
 pub mod grants;
@@ -29,17 +30,21 @@ pub const REFRESH_TOKEN_TTL_SECS: i64 = 30 * 24 * 3600;
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub issuer: String,
-    pub clients: Arc<Vec<ClientSpec>>,
+    pub clients: Arc<clients::Clients>,
     pub signer: Arc<Signer>,
 }
 
 impl Provider {
     pub fn new(issuer: &str, clients: Vec<ClientSpec>, signer: Signer) -> Self {
-        Self { issuer: issuer.trim_end_matches('/').to_owned(), clients: Arc::new(clients), signer: Arc::new(signer) }
+        Self {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            clients: Arc::new(clients::Clients::new(clients)),
+            signer: Arc::new(signer),
+        }
     }
 
-    pub fn client(&self, client_id: &str) -> Option<&ClientSpec> {
-        self.clients.iter().find(|c| c.client_id == client_id)
+    pub fn client(&self, client_id: &str) -> Option<Arc<ClientSpec>> {
+        self.clients.get(client_id)
     }
 
     /// The audience of access tokens when no other resource is named: idp's own APIs.

@@ -47,11 +47,11 @@ impl ClientCredentials {
 
 /// Authenticates the client with its registered method. `allow_public` lets a public client
 /// name itself (the token and revocation endpoints); introspection requires a secret.
-pub fn authenticate<'a>(
-    provider: &'a Provider,
+pub fn authenticate(
+    provider: &Provider,
     creds: &ClientCredentials,
     allow_public: bool,
-) -> Result<&'a ClientSpec, OAuthError> {
+) -> Result<std::sync::Arc<ClientSpec>, OAuthError> {
     let bad = || err(ErrorCode::InvalidClient, "Client authentication failed.");
     let (id, secret, method) = match (&creds.basic, &creds.form_secret) {
         (Some(_), Some(_)) => return Err(err(ErrorCode::InvalidRequest, "Use one client authentication method.")),
@@ -130,8 +130,8 @@ pub fn issue(
     let amr: Value = serde_json::from_str(&g.amr).unwrap_or_else(|_| json!([]));
     let scope = what.scopes.join(" ");
     let mut at = access_claims(provider, now, g, &scope);
-    let project_claims = match (&g.user_id, provider.client(&g.client_id).and_then(|c| c.project.as_deref())) {
-        (Some(user), Some(reference)) => project_roles(conn, parse_id(user)?, reference)?,
+    let project_claims = match (&g.user_id, provider.client(&g.client_id).and_then(|c| c.project.clone())) {
+        (Some(user), Some(reference)) => project_roles(conn, parse_id(user)?, &reference)?,
         _ => None,
     };
     if let (Some((project, roles)), Some(map)) = (&project_claims, at.as_object_mut()) {
@@ -224,11 +224,11 @@ pub fn exchange(
         Err(e) => return Ok(Err(e)),
     };
     match params.grant_type.as_deref() {
-        Some("authorization_code") => super::grants::authorization_code::redeem(conn, provider, now, client, params),
-        Some("refresh_token") => super::grants::refresh_token::refresh(conn, provider, now, client, params),
-        Some("client_credentials") => Ok(super::grants::client_credentials::grant(provider, now, client, params)?),
+        Some("authorization_code") => super::grants::authorization_code::redeem(conn, provider, now, &client, params),
+        Some("refresh_token") => super::grants::refresh_token::refresh(conn, provider, now, &client, params),
+        Some("client_credentials") => Ok(super::grants::client_credentials::grant(provider, now, &client, params)?),
         Some(super::grants::token_exchange::GRANT_TYPE) => {
-            super::grants::token_exchange::exchange(conn, provider, now, client, params)
+            super::grants::token_exchange::exchange(conn, provider, now, &client, params)
         }
         Some(_) => Ok(Err(err(ErrorCode::UnsupportedGrantType, "This grant type is not supported."))),
         None => Ok(Err(err(ErrorCode::InvalidRequest, "grant_type is missing."))),
@@ -244,7 +244,7 @@ pub fn client_credentials(
     params: &TokenParams,
 ) -> Result<Result<TokenResponse, OAuthError>, StorageError> {
     match authenticate(provider, creds, true) {
-        Ok(client) => super::grants::client_credentials::grant(provider, now, client, params),
+        Ok(client) => super::grants::client_credentials::grant(provider, now, &client, params),
         Err(e) => Ok(Err(e)),
     }
 }

@@ -12,6 +12,7 @@ use std::io::{BufRead, Write};
 use diesel::prelude::*;
 
 use super::api_tokens::{ApiTokenPolicyRow, ApiTokenRow, ApiTokenSecretRow};
+use super::clients::OAuthClientRow;
 use super::connectors::OrganisationConnectorRow;
 use super::login_flows::LoginFlowRow;
 use super::mfa::{RecoveryCodeRow, TotpCredentialRow};
@@ -161,6 +162,7 @@ backed_up_tables! {
     oauth_refresh_tokens: RefreshTokenRow,
     revoked_access_tokens: RevokedAccessTokenRow,
     oauth_consents: ConsentRow,
+    oauth_clients: OAuthClientRow,
     signing_keys: SigningKeyRow,
     organisation_connectors: OrganisationConnectorRow,
     api_tokens: ApiTokenRow,

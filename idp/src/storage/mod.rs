@@ -7,6 +7,7 @@
 
 pub mod api_tokens;
 pub mod audit;
+pub mod clients;
 pub mod connectors;
 mod db;
 pub mod dump;

@@ -95,6 +95,8 @@ pub trait OAuthRepository {
     fn revoke_user_grants(&mut self, user: crate::domain::UserId, now: NaiveDateTime) -> StorageResult<usize>;
     /// Revokes the grants that came from one session (its logout or end).
     fn revoke_session_grants(&mut self, session: crate::domain::SessionId, now: NaiveDateTime) -> StorageResult<usize>;
+    /// Revokes every live grant of a client (it was deleted).
+    fn revoke_client_grants(&mut self, client_id: &str, now: NaiveDateTime) -> StorageResult<usize>;
     fn insert_code(&mut self, row: &CodeRow) -> StorageResult<()>;
     fn use_code(&mut self, code_hash: &str, now: NaiveDateTime) -> StorageResult<Use<CodeRow>>;
     fn insert_refresh_token(&mut self, row: &RefreshTokenRow) -> StorageResult<()>;
@@ -131,6 +133,16 @@ impl OAuthRepository for DbConnection {
         Ok(diesel::update(
             oauth_grants::table
                 .filter(oauth_grants::user_id.eq(user.to_string()))
+                .filter(oauth_grants::revoked_at.is_null()),
+        )
+        .set(oauth_grants::revoked_at.eq(now))
+        .execute(self)?)
+    }
+
+    fn revoke_client_grants(&mut self, client_id: &str, now: NaiveDateTime) -> StorageResult<usize> {
+        Ok(diesel::update(
+            oauth_grants::table
+                .filter(oauth_grants::client_id.eq(client_id))
                 .filter(oauth_grants::revoked_at.is_null()),
         )
         .set(oauth_grants::revoked_at.eq(now))

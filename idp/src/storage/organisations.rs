@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::models::{CustomRoleRow, OrganisationMemberRow, OrganisationRow, ProjectMemberRow, ProjectRow};
 use super::schema::{
-    custom_roles, organisation_members, organisation_mfa_policies, organisations, project_members,
+    custom_roles, oauth_clients, organisation_members, organisation_mfa_policies, organisations, project_members,
     project_mfa_policies, projects,
 };
 use super::{DbConnection, StorageError, StorageResult, parse_id};
@@ -193,6 +193,7 @@ impl OrganisationRepository for DbConnection {
         diesel::delete(project_mfa_policies::table.filter(project_mfa_policies::project_id.eq_any(project_ids)))
             .execute(self)?;
         diesel::delete(organisation_mfa_policies::table.find(&id)).execute(self)?;
+        diesel::delete(oauth_clients::table.filter(oauth_clients::organisation_id.eq(&id))).execute(self)?;
         diesel::delete(projects::table.filter(projects::organisation_id.eq(&id))).execute(self)?;
         diesel::delete(organisation_members::table.filter(organisation_members::organisation_id.eq(&id)))
             .execute(self)?;

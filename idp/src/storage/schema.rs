@@ -379,3 +379,18 @@ diesel::joinable!(organisation_mfa_policies -> organisations (organisation_id));
 diesel::joinable!(project_mfa_policies -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(organisation_mfa_policies, organisations);
 diesel::allow_tables_to_appear_in_same_query!(project_mfa_policies, projects);
+
+diesel::table! {
+    oauth_clients (id) {
+        id -> Text,
+        organisation_id -> Text,
+        project_id -> Text,
+        settings -> Text,
+        secret_hash -> Nullable<Text>,
+        created_at -> Timestamp,
+        created_by -> Text,
+    }
+}
+
+diesel::joinable!(oauth_clients -> projects (project_id));
+diesel::allow_tables_to_appear_in_same_query!(oauth_clients, projects);

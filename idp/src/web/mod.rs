@@ -2,7 +2,9 @@
 //! place, [`configure`].
 
 pub mod account;
+pub mod api;
 pub mod client_ip;
+pub mod clients;
 pub mod csrf;
 pub mod error;
 pub mod extract;
@@ -93,6 +95,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/organisations/{org}/tokens", web::post().to(tokens::api_create))
         .route("/api/v1/tokens/{id}/rotate", web::post().to(tokens::api_rotate))
         .route("/api/v1/tokens/{id}", web::delete().to(tokens::api_revoke))
+        .route("/api/v1/organisations/{org}/projects/{project}/clients", web::get().to(clients::api_list))
+        .route("/api/v1/organisations/{org}/projects/{project}/clients", web::post().to(clients::api_register))
+        .route("/api/v1/clients/{id}", web::get().to(clients::api_get))
+        .route("/api/v1/clients/{id}", web::delete().to(clients::api_delete))
+        .route("/api/v1/clients/{id}/secret", web::post().to(clients::api_rotate_secret))
         .route("/sessions", web::get().to(routes::sessions_page))
         .route("/account/mfa", web::get().to(account::page))
         .route("/account/mfa/totp", web::post().to(account::enrol))

@@ -7,12 +7,14 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::api::{api_admin_error, api_caller, api_try, blocked, json_body};
 use super::error::WebError;
 use super::extract::SignedIn;
 use super::views::Views;
 use crate::admin::organisations::AdminError;
 use crate::admin::tokens::{self, Caller, IssuedToken, NewToken};
 use crate::app::AppState;
+use crate::domain::role::Permission;
 use crate::domain::session::Session;
 use crate::tokens::{TokenKind, parse_permission};
 
@@ -202,64 +204,6 @@ pub async fn revoke(
 
 // ---------------------------------------------------------------- the JSON API
 
-/// An API refusal: `{"error": code, "message": words}` with the matching status.
-fn api_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"error": code, "message": message}))
-}
-
-fn api_admin_error(e: AdminError) -> HttpResponse {
-    match e {
-        AdminError::Invalid(why) => api_error(StatusCode::BAD_REQUEST, "invalid_request", &why),
-        AdminError::Conflict(why) => api_error(StatusCode::CONFLICT, "conflict", &why),
-        // Forbidden on something the caller can see; what they cannot see is NotFound.
-        AdminError::Forbidden(why) => api_error(StatusCode::FORBIDDEN, "forbidden", why),
-        AdminError::NotFound(what) => api_error(StatusCode::NOT_FOUND, "not_found", &format!("{what} not found")),
-        AdminError::Storage(e) => {
-            tracing::error!(error = %e, "api: storage failure");
-            api_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "The server could not complete the request.")
-        }
-    }
-}
-
-/// Who calls the API: a personal API token carrying `tokens_manage` (acting as its user), or a
-/// browser session, whose unsafe requests must carry its CSRF token in `X-CSRF-Token`.
-async fn api_caller(req: &HttpRequest, state: &web::Data<AppState>) -> Result<Caller, HttpResponse> {
-    let unauthorized =
-        || api_error(StatusCode::UNAUTHORIZED, "unauthorized", "Authenticate with a session or a personal token.");
-    if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
-        let Some(bearer) = auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer ")) else {
-            return Err(unauthorized());
-        };
-        let (s, presented) = (state.clone(), bearer.trim().to_owned());
-        let now = state.clock.now_naive();
-        let r = web::block(move || s.db.read(|conn| s.tokens.validate(conn, &presented, now))).await;
-        return match r {
-            Ok(Ok(hit)) => match hit.principal.user_id {
-                Some(user) if hit.principal.allows(crate::domain::role::Permission::TokensManage) => {
-                    Ok(Caller::User(user))
-                }
-                _ => Err(api_error(StatusCode::FORBIDDEN, "forbidden", "The token lacks the tokens_manage scope.")),
-            },
-            Ok(Err(crate::tokens::TokenError::Storage(e))) => Err(api_admin_error(AdminError::Storage(e))),
-            _ => Err(unauthorized()),
-        };
-    }
-    let Ok(super::extract::MaybeSignedIn(Some(session))) =
-        <super::extract::MaybeSignedIn as actix_web::FromRequest>::extract(req).await
-    else {
-        return Err(unauthorized());
-    };
-    if req.method() != actix_web::http::Method::GET {
-        let presented = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        if super::csrf::require_session(&state.csrf_key, &session, presented).is_err() {
-            return Err(api_error(StatusCode::FORBIDDEN, "csrf", "X-CSRF-Token is missing or wrong."));
-        }
-    }
-    Ok(Caller::User(session.user_id))
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
@@ -277,22 +221,8 @@ pub struct RotateBody {
     grace_hours: i64,
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
-    serde_json::from_slice(body)
-        .map_err(|_| api_error(StatusCode::BAD_REQUEST, "invalid_request", "The body is not the JSON this call takes."))
-}
-
-macro_rules! api_try {
-    ($e:expr) => {
-        match $e {
-            Ok(v) => v,
-            Err(resp) => return resp,
-        }
-    };
-}
-
 pub async fn api_list(req: HttpRequest, state: web::Data<AppState>, org: web::Path<String>) -> HttpResponse {
-    let caller = api_try!(api_caller(&req, &state).await);
+    let caller = api_try!(api_caller(&req, &state, Permission::TokensManage).await);
     let (s, org) = (state.clone(), org.into_inner());
     match web::block(move || s.db.read(|conn| tokens::list(conn, caller, &org))).await {
         Ok(Ok(list)) => {
@@ -309,7 +239,7 @@ pub async fn api_create(
     org: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let caller = api_try!(api_caller(&req, &state).await);
+    let caller = api_try!(api_caller(&req, &state, Permission::TokensManage).await);
     let b: CreateBody = api_try!(json_body(&body));
     let (s, org) = (state.clone(), org.into_inner());
     let r = web::block(move || {
@@ -336,7 +266,7 @@ pub async fn api_rotate(
     id: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let caller = api_try!(api_caller(&req, &state).await);
+    let caller = api_try!(api_caller(&req, &state, Permission::TokensManage).await);
     let b: RotateBody = if body.is_empty() { RotateBody { grace_hours: 0 } } else { api_try!(json_body(&body)) };
     let (s, id) = (state.clone(), id.into_inner());
     let r = web::block(move || {
@@ -348,7 +278,7 @@ pub async fn api_rotate(
 }
 
 pub async fn api_revoke(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    let caller = api_try!(api_caller(&req, &state).await);
+    let caller = api_try!(api_caller(&req, &state, Permission::TokensManage).await);
     let (s, id) = (state.clone(), id.into_inner());
     let r = web::block(move || {
         let now = s.clock.now_naive();
@@ -373,8 +303,4 @@ fn issued(
         Ok(Err(e)) => api_admin_error(e),
         Err(e) => blocked(e),
     }
-}
-
-fn blocked(e: actix_web::error::BlockingError) -> HttpResponse {
-    api_admin_error(AdminError::Storage(crate::storage::StorageError::Unavailable(e.to_string())))
 }
