@@ -503,7 +503,7 @@ fn jose_verifies_tokens_before_during_and_after_a_signing_key_rotation() {
     assert_eq!((before["id"]["alg"].as_str(), before["access"]["alg"].as_str()), (Some("RS256"), Some("ES256")));
 
     let new = w.rotate_signing(&[]);
-    assert_eq!(new.len(), 2, "{new:?}");
+    assert_eq!(new.len(), 3, "one new key per algorithm (RS256, ES256, EdDSA): {new:?}");
     assert!(eventually(5, || { new.iter().all(|k| w.jwks_kids().contains(k)) }), "the new keys are published");
     // During: published, not yet signing.
     let t1 = w.refresh(&t0);
@@ -753,6 +753,7 @@ fn an_admin_registers_a_client_through_the_api_and_openid_client_signs_in_with_i
         "name": "Billing web", "redirect_uris": [format!("{}/cb", w.rp)],
         "post_logout_redirect_uris": [format!("{}/bye", w.rp)], "first_party": true,
         "scopes": ["openid", "email", "profile", "offline_access", "reports.read"],
+        "id_token_signed_response_alg": "EdDSA",
     });
 
     // Refusals first: nobody, a token without clients_manage, another organisation, bad input.
@@ -783,7 +784,7 @@ fn an_admin_registers_a_client_through_the_api_and_openid_client_signs_in_with_i
     assert!(!got.to_string().contains(&secret), "the secret is shown once only: {got}");
 
     // openid-client signs in with the new client; the session is still there, so no login page.
-    let env = [("CLIENT_ID", id.as_str()), ("CLIENT_SECRET", secret.as_str())];
+    let env = [("CLIENT_ID", id.as_str()), ("CLIENT_SECRET", secret.as_str()), ("ID_TOKEN_ALG", "EdDSA")];
     let start = w.node("start", &env);
     let callback = b.open_until(start["url"].as_str().unwrap(), &w.rp);
     let done = w.node(
@@ -791,6 +792,7 @@ fn an_admin_registers_a_client_through_the_api_and_openid_client_signs_in_with_i
         &[
             env[0],
             env[1],
+            env[2],
             ("CALLBACK", &callback),
             ("VERIFIER", start["verifier"].as_str().unwrap()),
             ("STATE", start["state"].as_str().unwrap()),
@@ -798,6 +800,7 @@ fn an_admin_registers_a_client_through_the_api_and_openid_client_signs_in_with_i
         ],
     );
     assert_eq!((done["sub"].as_str(), done["id_verified"].as_bool()), (Some(alice.as_str()), Some(true)), "{done}");
+    assert_eq!((done["id_alg"].as_str(), done["refreshed"].as_bool()), (Some("EdDSA"), Some(true)), "{done}");
     assert_eq!(w.client_credentials(&id, &secret), 200);
 
     // A new secret works at once and the old one stops at once.

@@ -11,7 +11,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Config;
 use crate::crypto::pseudonym::Pseudonymiser;
 use crate::crypto::secretbox::{KeySource, Keyring, MasterKeys, OpenError};
-use crate::crypto::signing::{self, SigningAlgorithm};
+use crate::crypto::signing;
 use crate::storage::secrets::{SecretPurpose, SecretRepository};
 use crate::storage::settings::SettingsRepository;
 use crate::storage::signing_keys::{SigningKeyRepository, StoredSigningKey};
@@ -148,7 +148,8 @@ fn server_secret(
     Ok(conn.open_secret(keys, crate::storage::parse_id(&id)?, purpose)?)
 }
 
-/// Generates the token signing keys on first start (RS256, the OIDC baseline, and ES256).
+/// Generates the token signing keys that are missing (on first start, or after an upgrade
+/// that added an algorithm): RS256, the OIDC baseline, ES256 and EdDSA.
 fn ensure_signing_keys(
     conn: &mut DbConnection,
     keys: &MasterKeys,
@@ -156,7 +157,7 @@ fn ensure_signing_keys(
     now: chrono::NaiveDateTime,
 ) -> Result<(), StartError> {
     let existing = conn.signing_keys()?;
-    for alg in [SigningAlgorithm::Rs256, SigningAlgorithm::Es256] {
+    for alg in crate::oidc::rotation::ALGORITHMS {
         if existing.iter().any(|k| k.algorithm == alg.as_str()) {
             continue;
         }

@@ -183,8 +183,8 @@ pub enum KeysCommand {
     /// tokens have expired. `--immediately` is for a compromised key: the new key signs now and
     /// every token the old one signed stops validating.
     RotateSigning {
-        /// RS256, ES256 or all.
-        #[arg(long, default_value = "all", value_parser = ["all", "RS256", "ES256"])]
+        /// RS256, ES256, EdDSA or all.
+        #[arg(long, default_value = "all", value_parser = ["all", "RS256", "ES256", "EdDSA"])]
         alg: String,
         #[arg(long)]
         immediately: bool,

@@ -56,7 +56,7 @@ pub struct ClientConfig {
     pub require_pkce: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
-    /// `RS256` (the default, the OIDC baseline) or `ES256`.
+    /// `RS256` (the default, the OIDC baseline), `ES256` or `EdDSA`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<String>,
 }
@@ -275,7 +275,7 @@ pub fn validate_clients(
                 problems.push(problem(
                     format!("{key}.id_token_signed_response_alg"),
                     format!("{a:?} is not offered"),
-                    "RS256 or ES256",
+                    "RS256, ES256 or EdDSA",
                 ));
                 crate::crypto::signing::SigningAlgorithm::Rs256
             }),

@@ -15,6 +15,8 @@ use zeroize::Zeroizing;
 pub enum SigningAlgorithm {
     Rs256,
     Es256,
+    /// Ed25519 (RFC 8037).
+    EdDsa,
 }
 
 impl SigningAlgorithm {
@@ -22,6 +24,7 @@ impl SigningAlgorithm {
         match self {
             SigningAlgorithm::Rs256 => "RS256",
             SigningAlgorithm::Es256 => "ES256",
+            SigningAlgorithm::EdDsa => "EdDSA",
         }
     }
 
@@ -29,6 +32,7 @@ impl SigningAlgorithm {
         match s {
             "RS256" => Some(SigningAlgorithm::Rs256),
             "ES256" => Some(SigningAlgorithm::Es256),
+            "EdDSA" => Some(SigningAlgorithm::EdDsa),
             _ => None,
         }
     }
@@ -64,6 +68,11 @@ pub fn generate(algorithm: SigningAlgorithm) -> Result<GeneratedKey, SigningErro
             let members = json!({"crv": "P-256", "kty": "EC", "x": b64(x), "y": b64(y)});
             (PKey::from_ec_key(ec)?, members)
         }
+        SigningAlgorithm::EdDsa => {
+            let pkey = PKey::generate_ed25519()?;
+            let members = json!({"crv": "Ed25519", "kty": "OKP", "x": b64(&pkey.raw_public_key()?)});
+            (pkey, members)
+        }
     };
     let kid = thumbprint(&members);
     let mut public_jwk = members;
@@ -87,7 +96,7 @@ mod tests {
 
     #[test]
     fn generates_both_kinds() {
-        for alg in [SigningAlgorithm::Es256, SigningAlgorithm::Rs256] {
+        for alg in [SigningAlgorithm::Es256, SigningAlgorithm::Rs256, SigningAlgorithm::EdDsa] {
             let k = generate(alg).unwrap();
             assert_eq!(k.public_jwk["kid"], k.kid.as_str());
             assert_eq!(k.public_jwk["alg"], alg.as_str());

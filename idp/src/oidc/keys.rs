@@ -55,11 +55,15 @@ impl LoadedKey {
 
     fn sign(&self, input: &[u8]) -> Result<Vec<u8>, openssl::error::ErrorStack> {
         let Some(key) = self.key() else { return Err(openssl::error::ErrorStack::get()) };
+        if self.alg == SigningAlgorithm::EdDsa {
+            // Ed25519 hashes internally: one shot, no digest.
+            return OsslSigner::new_without_digest(key)?.sign_oneshot_to_vec(input);
+        }
         let mut s = OsslSigner::new(MessageDigest::sha256(), key)?;
         s.update(input)?;
         let sig = s.sign_to_vec()?;
         Ok(match self.alg {
-            SigningAlgorithm::Rs256 => sig,
+            SigningAlgorithm::Rs256 | SigningAlgorithm::EdDsa => sig,
             SigningAlgorithm::Es256 => {
                 let sig = EcdsaSig::from_der(&sig)?;
                 let mut out = sig.r().to_vec_padded(ES256_HALF as i32)?;
@@ -70,9 +74,12 @@ impl LoadedKey {
     }
 
     fn verify(&self, input: &[u8], sig: &[u8]) -> Option<bool> {
+        if self.alg == SigningAlgorithm::EdDsa {
+            return Verifier::new_without_digest(self.key()?).ok()?.verify_oneshot(sig, input).ok();
+        }
         let der;
         let sig = match self.alg {
-            SigningAlgorithm::Rs256 => sig,
+            SigningAlgorithm::Rs256 | SigningAlgorithm::EdDsa => sig,
             SigningAlgorithm::Es256 => {
                 if sig.len() != 2 * ES256_HALF {
                     return Some(false);
@@ -145,7 +152,7 @@ impl Signer {
     #[cfg(test)]
     pub fn generate_for_tests() -> Self {
         let now = chrono::DateTime::UNIX_EPOCH.naive_utc();
-        let keys = [SigningAlgorithm::Rs256, SigningAlgorithm::Es256]
+        let keys = crate::oidc::rotation::ALGORITHMS
             .into_iter()
             .map(|alg| {
                 let g = crate::crypto::signing::generate(alg).unwrap_or_else(|_| std::process::abort());
@@ -248,7 +255,7 @@ mod tests {
     #[test]
     fn signs_and_verifies_and_refuses_tampering() {
         let s = Signer::generate_for_tests();
-        for alg in [SigningAlgorithm::Rs256, SigningAlgorithm::Es256] {
+        for alg in crate::oidc::rotation::ALGORITHMS {
             let jwt = s.sign(alg, "at+jwt", &json!({"sub": "alice"}), now()).unwrap();
             assert_eq!(s.verify(&jwt, "at+jwt").unwrap()["sub"], "alice", "{alg:?}");
             assert!(s.verify(&jwt, "JWT").is_none(), "typ is checked");

@@ -44,7 +44,8 @@ pub const RETIRE_AFTER: Duration = Duration::seconds(
     } + 5 * 60,
 );
 
-pub const ALGORITHMS: [SigningAlgorithm; 2] = [SigningAlgorithm::Rs256, SigningAlgorithm::Es256];
+pub const ALGORITHMS: [SigningAlgorithm; 3] =
+    [SigningAlgorithm::Rs256, SigningAlgorithm::Es256, SigningAlgorithm::EdDsa];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -212,7 +213,7 @@ mod tests {
         let auditor = Auditor::new(Pseudonymiser::new(zeroize::Zeroizing::new(vec![1; 32])));
         let clock = FixedClock::at_unix(1_800_000_000);
         let w = World { _dir: dir, db, keys, auditor, clock };
-        assert_eq!(w.due().len(), 2, "a database without keys gets one of each");
+        assert_eq!(w.due().len(), ALGORITHMS.len(), "a database without keys gets one of each");
         w
     }
 
@@ -249,7 +250,7 @@ mod tests {
         assert!(w.due().is_empty(), "not due yet");
         w.advance(Duration::seconds(1));
         let rotated = w.due();
-        assert_eq!(rotated.len(), 2, "both algorithms");
+        assert_eq!(rotated.len(), ALGORITHMS.len(), "every algorithm");
         let next = rotated.iter().find(|r| r.algorithm == SigningAlgorithm::Es256).unwrap();
         assert_eq!(next.signs_from, w.now() + Duration::days(1));
         assert!(w.due().is_empty(), "a second instance running the schedule starts nothing more");
@@ -308,7 +309,7 @@ mod tests {
         let first = s.signing_kid(SigningAlgorithm::Es256, w.now()).unwrap();
         let r =
             w.db.write(|c| rotate_now(c, &w.keys, &w.auditor, w.now(), &ALGORITHMS, Mode::Immediate, LEAD)).unwrap();
-        assert_eq!(r.len(), 2);
+        assert_eq!(r.len(), ALGORITHMS.len());
         w.advance(Duration::seconds(1));
         s.db_refresh(&w);
         assert!(s.verify(&old_token, "at+jwt").is_none(), "the compromised key's tokens are refused");
@@ -323,11 +324,12 @@ mod tests {
         let w = world();
         w.db.write(|c| rotate_now(c, &w.keys, &w.auditor, w.now(), &ALGORITHMS, Mode::Immediate, LEAD)).unwrap();
         let before = w.db.read(|c| c.signing_keys()).unwrap().len();
-        assert_eq!(before, 4);
+        let n = ALGORITHMS.len();
+        assert_eq!(before, 2 * n);
         assert_eq!(w.db.write(|c| purge(c, w.now())).unwrap(), 0, "kept a day after retiring");
         w.advance(Duration::days(1) + Duration::seconds(1));
-        assert_eq!(w.db.write(|c| purge(c, w.now())).unwrap(), 2);
-        assert_eq!(w.db.read(|c| c.signing_keys()).unwrap().len(), 2);
+        assert_eq!(w.db.write(|c| purge(c, w.now())).unwrap(), n);
+        assert_eq!(w.db.read(|c| c.signing_keys()).unwrap().len(), n);
         w.signer();
     }
 

@@ -9,19 +9,21 @@
 //   REFRESH_TOKEN=...               node rp.mjs refresh -> the same
 //   TOKENS='[{"id_token","access_token"}, ...]' node rp.mjs verify
 //                                 -> [{"id": {"ok", "kid", "alg"}, "access": {...}}, ...] (a fresh JWKS fetch)
-// Env: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, POST_LOGOUT_REDIRECT_URI.
+// Env: ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, POST_LOGOUT_REDIRECT_URI, and ID_TOKEN_ALG
+// (the client's id_token_signed_response_alg; RS256 when unset).
 import * as client from 'openid-client';
 import * as jose from 'jose';
 
 const { ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, POST_LOGOUT_REDIRECT_URI } = process.env;
+const ID_TOKEN_ALG = process.env.ID_TOKEN_ALG || 'RS256';
 
-const config = await client.discovery(new URL(ISSUER), CLIENT_ID, undefined,
+const config = await client.discovery(new URL(ISSUER), CLIENT_ID, { id_token_signed_response_alg: ID_TOKEN_ALG },
   client.ClientSecretBasic(CLIENT_SECRET), { execute: [client.allowInsecureRequests] });
 const meta = config.serverMetadata();
 const JWKS = jose.createRemoteJWKSet(new URL(meta.jwks_uri));
 
 async function verifyId(jwt) {
-  const { payload, protectedHeader } = await jose.jwtVerify(jwt, JWKS, { issuer: ISSUER, audience: CLIENT_ID, algorithms: ['RS256'] });
+  const { payload, protectedHeader } = await jose.jwtVerify(jwt, JWKS, { issuer: ISSUER, audience: CLIENT_ID, algorithms: [ID_TOKEN_ALG] });
   return { payload, protectedHeader };
 }
 async function verifyAccess(jwt) {
@@ -50,7 +52,9 @@ if (mode === 'start') {
   out.sub = claims.sub;
   out.email = claims.email;
   out.sid = claims.sid;
-  out.id_verified = (await verifyId(tokens.id_token)).payload.sub === claims.sub;
+  const id = await verifyId(tokens.id_token);
+  out.id_verified = id.payload.sub === claims.sub;
+  out.id_alg = id.protectedHeader.alg;
   const at = await verifyAccess(tokens.access_token);
   out.access_verified = at.payload.sub === claims.sub && at.protectedHeader.typ === 'at+jwt';
   out.access_token = tokens.access_token;
