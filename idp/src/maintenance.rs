@@ -54,22 +54,6 @@ pub fn refresh_signing_keys(state: &AppState) -> Result<(), crate::storage::Stor
     state.db.read(|conn| state.oidc.signer.refresh(conn, &state.keys, now))
 }
 
-pub fn spawn_key_refresh(state: AppState) {
-    actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(state.config.tokens.signing_key_reload);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            let s = state.clone();
-            match actix_web::web::block(move || refresh_signing_keys(&s)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "signing keys were not reloaded"),
-                Err(e) => tracing::warn!(error = %e, "signing keys were not reloaded"),
-            }
-        }
-    });
-}
-
 /// Every instance: reloads the clients administrators registered, so one registered (or
 /// deleted) anywhere is served (or refused) here within [`crate::oidc::clients::RELOAD`].
 pub fn reload_clients(state: &AppState) -> Result<(), crate::storage::StorageError> {
@@ -78,18 +62,34 @@ pub fn reload_clients(state: &AppState) -> Result<(), crate::storage::StorageErr
     Ok(())
 }
 
-pub fn spawn_client_reload(state: AppState) {
+/// Runs `job` on a blocking thread every `period` (the first run one period from now), logging
+/// what failed as `what`.
+fn spawn_every(
+    state: AppState,
+    period: std::time::Duration,
+    what: &'static str,
+    job: fn(&AppState) -> Result<(), crate::storage::StorageError>,
+) {
     actix_web::rt::spawn(async move {
-        let mut tick = actix_web::rt::time::interval(crate::oidc::clients::RELOAD);
+        let mut tick = actix_web::rt::time::interval(period);
         tick.tick().await;
         loop {
             tick.tick().await;
             let s = state.clone();
-            match actix_web::web::block(move || reload_clients(&s)).await {
+            match actix_web::web::block(move || job(&s)).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, "registered clients were not reloaded"),
-                Err(e) => tracing::warn!(error = %e, "registered clients were not reloaded"),
+                Ok(Err(e)) => tracing::warn!(error = %e, "{what} were not reloaded"),
+                Err(e) => tracing::warn!(error = %e, "{what} were not reloaded"),
             }
         }
     });
+}
+
+pub fn spawn_key_refresh(state: AppState) {
+    let period = state.config.tokens.signing_key_reload;
+    spawn_every(state, period, "signing keys", refresh_signing_keys);
+}
+
+pub fn spawn_client_reload(state: AppState) {
+    spawn_every(state, crate::oidc::clients::RELOAD, "registered clients", reload_clients);
 }

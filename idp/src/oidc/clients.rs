@@ -52,21 +52,7 @@ mod tests {
     use super::*;
 
     fn spec(id: &str, name: &str) -> ClientSpec {
-        let config = crate::client_config::ClientConfig {
-            client_id: id.into(),
-            name: Some(name.into()),
-            client_secret: Some("s".repeat(40)),
-            client_secret_env: None,
-            client_secret_file: None,
-            redirect_uris: vec!["https://app.example.com/cb".into()],
-            post_logout_redirect_uris: vec![],
-            scopes: None,
-            project: None,
-            first_party: true,
-            require_pkce: true,
-            token_endpoint_auth_method: None,
-            id_token_signed_response_alg: None,
-        };
+        let config = crate::oidc::tests::client(id, true, |c| c.name = Some(name.into()));
         let mut problems = Vec::new();
         let out = crate::client_config::validate_clients(&[config], &|_| None, &mut problems);
         assert!(problems.is_empty());

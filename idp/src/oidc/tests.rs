@@ -30,7 +30,7 @@ struct World {
     session: Session,
 }
 
-fn client(id: &str, secret: bool, extra: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
+pub(super) fn client(id: &str, secret: bool, extra: impl FnOnce(&mut ClientConfig)) -> ClientConfig {
     let mut c = ClientConfig {
         client_id: id.into(),
         name: None,
