@@ -97,7 +97,7 @@ impl World {
         let csrf = field(&page.body, "csrf_token");
         let (status, body) = self.post(b, "/account/mfa/totp", &format!("csrf_token={csrf}&name=Phone"));
         assert_eq!(status, 200, "{body}");
-        assert!(body.contains("src=\"data:image/png;base64,"), "a QR code image: {body}");
+        assert!(body.contains("src=\"data:image/svg+xml;base64,"), "a QR code image: {body}");
         let i = body.find("class=\"secret\">").unwrap() + "class=\"secret\">".len();
         let secret = body[i..].split('<').next().unwrap().to_owned();
         assert_eq!(secret.len(), 32, "{secret}");
