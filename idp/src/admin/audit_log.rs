@@ -17,6 +17,7 @@ pub const MAX_PAGE: i64 = 500;
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub id: String,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub occurred_at: NaiveDateTime,
     pub actor: String,
     pub action: String,

@@ -59,6 +59,7 @@ pub struct ClientInfo {
     pub require_pkce: bool,
     pub token_endpoint_auth_method: &'static str,
     pub id_token_signed_response_alg: &'static str,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub created_at: NaiveDateTime,
 }
 

@@ -124,6 +124,7 @@ pub struct ConnectorInfo {
     /// The connector's `[[connectors]]` settings.
     #[schema(value_type = Object)]
     pub settings: serde_json::Value,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub created_at: NaiveDateTime,
 }
 

@@ -35,6 +35,7 @@ pub struct MemberInfo {
     pub role: String,
     /// `None` when an administrator set it; `connector:<id>` when a group mapping did.
     pub source: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub created_at: NaiveDateTime,
 }
 

@@ -60,11 +60,15 @@ pub struct TokenInfo {
     #[schema(value_type = Option<String>)]
     pub user_id: Option<UserId>,
     pub scopes: Vec<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub expires_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339_opt")]
     pub last_used_at: Option<NaiveDateTime>,
     /// Pseudonymised address of the last use.
     pub last_used_source: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339_opt")]
     pub revoked_at: Option<NaiveDateTime>,
 }
 

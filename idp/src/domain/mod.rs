@@ -4,6 +4,7 @@ pub mod ids;
 pub mod organisation;
 pub mod role;
 pub mod session;
+pub mod timestamp;
 pub mod user;
 
 pub use ids::*;

@@ -10,6 +10,7 @@ pub struct Organisation {
     #[schema(value_type = String)]
     pub slug: Slug,
     pub name: String,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub created_at: NaiveDateTime,
 }
 
@@ -22,6 +23,7 @@ pub struct Project {
     #[schema(value_type = String)]
     pub slug: Slug,
     pub name: String,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339")]
     pub created_at: NaiveDateTime,
 }
 

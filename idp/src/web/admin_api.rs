@@ -117,6 +117,7 @@ pub struct PolicyBody {
 pub struct PolicyView {
     pub required: bool,
     pub methods: Vec<String>,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339_opt")]
     pub grace_until: Option<chrono::NaiveDateTime>,
 }
 
@@ -125,6 +126,7 @@ pub struct RequirementView {
     pub required: bool,
     /// The methods that satisfy it; absent for any.
     pub allowed: Option<Vec<String>>,
+    #[serde(serialize_with = "crate::domain::timestamp::rfc3339_opt")]
     pub grace_until: Option<chrono::NaiveDateTime>,
 }
 

@@ -118,16 +118,27 @@ pub fn html_escape(s: &str) -> String {
 }
 
 /// Errors from actix's own extractors (bad paths, bodies, forms), answered without their text.
-pub fn extractor_error(err: actix_web::Error, status: StatusCode) -> actix_web::Error {
+pub fn extractor_error(err: actix_web::Error, status: StatusCode, path: &str) -> actix_web::Error {
     tracing::debug!(error = %err, "extractor refused the request");
     let message = match status {
         StatusCode::NOT_FOUND => "This page does not exist.",
         StatusCode::PAYLOAD_TOO_LARGE => "The request is too large.",
         _ => "The request could not be understood.",
     };
-    actix_web::error::InternalError::from_response(
-        err,
-        HttpResponse::build(status).content_type("text/html; charset=utf-8").body(error_page(status, message)),
-    )
-    .into()
+    actix_web::error::InternalError::from_response(err, refusal(path, status, message)).into()
+}
+
+/// A refusal made before any handler ran, in the form the path's callers read: JSON for the
+/// API, a page for browsers.
+pub fn refusal(path: &str, status: StatusCode, message: &str) -> HttpResponse {
+    if path.starts_with("/api/") {
+        let code = match status {
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+            StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+            _ => "invalid_request",
+        };
+        return super::api::api_error(status, code, message);
+    }
+    HttpResponse::build(status).content_type("text/html; charset=utf-8").body(error_page(status, message))
 }

@@ -8,10 +8,10 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
+use actix_web::{Error, HttpMessage, ResponseError, web};
 use tracing::Instrument;
 
-use super::error::{WebError, error_page};
+use super::error::WebError;
 use crate::app::AppState;
 use crate::auth::rate_limit::Subject;
 
@@ -79,7 +79,7 @@ pub async fn security_headers(
 }
 
 fn refuse(req: ServiceRequest, status: StatusCode, message: &str) -> ServiceResponse<BoxBody> {
-    let res = HttpResponse::build(status).content_type("text/html; charset=utf-8").body(error_page(status, message));
+    let res = super::error::refusal(req.path(), status, message);
     req.into_response(res)
 }
 

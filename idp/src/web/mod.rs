@@ -153,24 +153,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 /// Limits and error handlers for actix's extractors: a malformed id in a path is a 404, a
 /// malformed body a 400, an oversized one a 413, never a 500 and never the parser's words.
 fn extractor_configs(cfg: &mut web::ServiceConfig, max_body: usize) {
-    cfg.app_data(web::PathConfig::default().error_handler(|e, _| extractor_error(e.into(), StatusCode::NOT_FOUND)))
-        .app_data(web::QueryConfig::default().error_handler(|e, _| extractor_error(e.into(), StatusCode::BAD_REQUEST)))
-        .app_data(web::FormConfig::default().limit(max_body).error_handler(|e, _| {
-            let status = match &e {
-                actix_web::error::UrlencodedError::Overflow { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            extractor_error(e.into(), status)
-        }))
-        .app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, _| {
-            let status = match &e {
-                actix_web::error::JsonPayloadError::Overflow { .. }
-                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            extractor_error(e.into(), status)
-        }))
-        .app_data(web::PayloadConfig::new(max_body));
+    cfg.app_data(
+        web::PathConfig::default().error_handler(|e, r| extractor_error(e.into(), StatusCode::NOT_FOUND, r.path())),
+    )
+    .app_data(
+        web::QueryConfig::default().error_handler(|e, r| extractor_error(e.into(), StatusCode::BAD_REQUEST, r.path())),
+    )
+    .app_data(web::FormConfig::default().limit(max_body).error_handler(|e, r| {
+        let status = match &e {
+            actix_web::error::UrlencodedError::Overflow { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        extractor_error(e.into(), status, r.path())
+    }))
+    .app_data(web::JsonConfig::default().limit(max_body).error_handler(|e, r| {
+        let status = match &e {
+            actix_web::error::JsonPayloadError::Overflow { .. }
+            | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        extractor_error(e.into(), status, r.path())
+    }))
+    .app_data(web::PayloadConfig::new(max_body));
 }
 
 pub async fn run(state: AppState) -> std::io::Result<()> {
