@@ -4,6 +4,7 @@
 pub mod access;
 pub mod clients;
 pub mod connectors;
+pub mod deprovision;
 pub mod keys;
 pub mod mfa_policy;
 pub mod organisations;
