@@ -1,8 +1,9 @@
 //! Deprovisioning that takes effect at once: in the caller's transaction the user loses their
 //! memberships in the organisation (its projects included), every session, every OAuth grant
-//! (so refresh tokens stop working and access tokens introspect as inactive) and every personal
-//! API token. SCIM deactivation and deletion also disable the account; an administrator's
-//! removal of a member does not (the person may belong to other organisations).
+//! (so refresh tokens stop working and access tokens introspect as inactive) and their personal
+//! API tokens. SCIM deactivation and deletion also disable the account and revoke every personal
+//! token; an administrator's removal of a member does neither (the person may belong to other
+//! organisations: their tokens there stay).
 
 use chrono::NaiveDateTime;
 
@@ -61,7 +62,18 @@ pub fn cut_off(
     }
     done.sessions = conn.delete_sessions_of_user(user)?;
     done.grants = conn.revoke_user_grants(user, now)?;
-    done.tokens = conn.revoke_user_tokens(user, None, now)?;
+    done.tokens = if disable {
+        conn.revoke_user_tokens(user, None, now)?
+    } else {
+        // Still someone elsewhere: only the tokens of this organisation go.
+        let mut n = 0;
+        for t in conn.api_tokens_of_user(&user.to_string())? {
+            if t.organisation_id == org.to_string() && conn.revoke_api_token(&t.id, now)? {
+                n += 1;
+            }
+        }
+        n
+    };
     auditor.record(
         conn,
         now,
