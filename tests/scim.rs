@@ -16,6 +16,7 @@ use harness::{Server, TestDb, client, idp, run, text};
 use serde_json::{Value, json};
 
 const RP_SECRET: &str = "relying-party-secret-0123456789abcdef";
+const UP_SECRET: &str = "broker-secret-0123456789abcdef";
 const ERROR_URN: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
 const PATCH_URN: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const USER_URN: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
@@ -31,6 +32,7 @@ struct World {
     /// Acme's SCIM token, and the other organisation's.
     token: String,
     other_token: String,
+    _upstream: Option<harness::peers::Peer>,
 }
 
 fn cli(dir: &Path, env: &[(String, String)], args: &[&str]) -> String {
@@ -44,11 +46,33 @@ fn world(db: &TestDb) -> World {
 }
 
 fn world_with(db: &TestDb, extra: &[(&str, &str)]) -> World {
+    world_at(db, extra, "http://127.0.0.1:9", harness::free_port(), None)
+}
+
+/// With an upstream OIDC provider as the connector `up`, whose mappings name acme.
+fn world_with_upstream(db: &TestDb) -> World {
+    let port = harness::free_port();
+    let upstream = harness::peers::oidc_upstream(&[harness::peers::UpstreamClient {
+        client_id: "idp",
+        client_secret: UP_SECRET,
+        redirect_uris: vec![format!("http://127.0.0.1:{port}/callback/up")],
+    }]);
+    let issuer = upstream.base.clone();
+    world_at(db, &[], &issuer, port, Some(upstream))
+}
+
+fn world_at(
+    db: &TestDb,
+    extra: &[(&str, &str)],
+    issuer: &str,
+    port: u16,
+    upstream: Option<harness::peers::Peer>,
+) -> World {
     let dir = tempfile::tempdir().unwrap();
-    // A connector whose group-to-role mappings SCIM Groups follow too; nothing calls its issuer.
+    // A connector whose group-to-role mappings SCIM Groups follow too.
     let toml = format!(
-        "[[connectors]]\nid = \"okta\"\ntype = \"oidc\"\nname = \"Okta\"\nissuer = \"http://127.0.0.1:9\"\n\
-         client_id = \"idp\"\nclient_secret = \"unused-secret-0123456789\"\n\
+        "[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Okta\"\nissuer = \"{issuer}\"\n\
+         client_id = \"idp\"\nclient_secret = \"{UP_SECRET}\"\n\
          role_mappings = [{{ group = \"Engineers\", organisation = \"acme\", project = \"billing\", role = \"member\" }},\n\
          {{ group = \"Admins\", organisation = \"acme\", role = \"admin\" }}]\n\n\
          [[clients]]\nclient_id = \"rp\"\nclient_secret_env = \"RP_SECRET\"\nredirect_uris = [\"{REDIRECT}\"]\n"
@@ -77,8 +101,8 @@ fn world_with(db: &TestDb, extra: &[(&str, &str)]) -> World {
     let (token, other_token) = (token_for("acme"), token_for("other"));
     assert!(token.starts_with("idp_oat_"), "{token}");
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let server = Server::start(dir.path(), &pairs);
-    World { dir, env, server, token, other_token }
+    let server = Server::start_at(dir.path(), port, &pairs);
+    World { dir, env, server, token, other_token, _upstream: upstream }
 }
 
 impl World {
@@ -530,6 +554,38 @@ fn an_admins_removal_takes_effect_at_once(db: &TestDb) {
     });
 }
 
+fn a_provisioned_user_signs_in_through_the_connector_until_deactivated(db: &TestDb) {
+    use harness::peers::Browser;
+    let w = world_with_upstream(db);
+    let login = |b: &mut Browser| {
+        b.open(&w.server.url("/login/up"));
+        b.open(&w.server.url("/sessions")).url.ends_with("/sessions")
+    };
+    // Sign-up is by invitation: the upstream alone does not get Alice in.
+    assert!(!login(&mut Browser::new()), "signed in without being provisioned");
+    let u = w.create_user("Alice@Example.test");
+    let id = u["id"].as_str().unwrap().to_owned();
+    let mut b = Browser::new();
+    assert!(login(&mut b), "the provisioned user cannot sign in");
+    let user = idp_user(&w, &id);
+    let linked = w
+        .state()
+        .db
+        .read(|c| {
+            use idp::storage::users::UserRepository;
+            c.find_external_identity("up", "alice")
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(linked.user_id.to_string(), user, "signed in as the provisioned account, not a new one");
+    assert_eq!(membership(&w, &user), (Some("member".into()), None, false));
+    let off = json!({"schemas": [PATCH_URN], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]});
+    w.ok("PATCH", &format!("/Users/{id}"), Some(&off));
+    assert!(!b.open(&w.server.url("/sessions")).url.ends_with("/sessions"), "the session survived");
+    assert!(!login(&mut b), "a deactivated user signed in again");
+    assert!(!login(&mut Browser::new()), "nor as a new account");
+}
+
 // ---------------------------------------------------------------- refusals
 
 fn another_organisations_token_finds_nothing(db: &TestDb) {
@@ -737,4 +793,5 @@ on_both_backends!(
     an_oversized_payload_is_413_in_scim_form,
     guessed_ids_are_not_found,
     anonymous_and_bad_tokens_are_refused,
+    a_provisioned_user_signs_in_through_the_connector_until_deactivated,
 );

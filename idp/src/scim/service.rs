@@ -504,3 +504,43 @@ pub fn delete(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, id: &str) -> 
     }
     audit(conn, sc, Action::ScimResourceDeleted, kind, &row.id)
 }
+
+/// At a first login through a connector (no identity linked yet): the account SCIM provisioned
+/// for this person, if exactly one matches in the organisations the connector's role mappings
+/// name (the operator's, or the organisation's own, declaration that the connector is that
+/// organisation's identity provider). A match is a User whose `externalId` is the upstream
+/// subject, or whose `userName` or e-mail is the upstream's verified e-mail (case-insensitive).
+/// Deactivated users match too, so they are refused as disabled instead of signing up anew.
+pub fn provisioned_account(
+    conn: &mut (impl ScimRepository + crate::storage::organisations::OrganisationRepository),
+    mappings: &[RoleMapping],
+    subject: &str,
+    verified_email: Option<&str>,
+) -> Result<Option<UserId>, StorageError> {
+    let mut orgs: Vec<&str> = mappings.iter().map(|m| m.organisation.as_str()).collect();
+    orgs.sort_unstable();
+    orgs.dedup();
+    let email = verified_email.map(str::to_lowercase);
+    let mut found: Vec<UserId> = Vec::new();
+    for slug in orgs {
+        let Some(org) = conn.find_organisation_by_slug(slug)? else { continue };
+        for row in conn.scim_resources(&org.id.to_string(), Kind::User.as_str())? {
+            let attrs: Map<String, Value> = serde_json::from_str(&row.attributes)
+                .map_err(|e| StorageError::Corrupt(format!("scim resource {}: {e}", row.id)))?;
+            let by_subject = row.external_id.as_deref() == Some(subject);
+            let by_email = email
+                .as_deref()
+                .is_some_and(|e| row.unique_name == e || profile(&attrs).0.is_some_and(|p| p.to_lowercase() == e));
+            if by_subject || by_email {
+                let user: UserId = parse_id(row.user_id.as_deref().unwrap_or_default())?;
+                if !found.contains(&user) {
+                    found.push(user);
+                }
+            }
+        }
+    }
+    Ok(match found.as_slice() {
+        [one] => Some(*one),
+        _ => None,
+    })
+}
