@@ -291,6 +291,11 @@ fn okta_sequence(db: &TestDb) {
     let remove = json!({"schemas": [PATCH_URN], "Operations": [{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]});
     w.ok("PATCH", &format!("/Groups/{gid}"), Some(&remove));
     assert_eq!(membership(&w, &user), (Some("member".into()), None, false), "the mapped role goes with the group");
+    w.ok("PATCH", &format!("/Groups/{gid}"), Some(&add));
+    assert_eq!(membership(&w, &user).0.as_deref(), Some("admin"));
+    assert_eq!(w.call("DELETE", &format!("/Groups/{gid}"), None).0, 204);
+    assert_eq!(membership(&w, &user), (Some("member".into()), None, false), "and with the group's deletion");
+    assert!(w.ok("GET", &format!("/Users/{id}"), None).get("groups").is_none());
 
     // Profile update with PUT, then deactivation as Okta sends it.
     let mut full = w.ok("GET", &format!("/Users/{id}"), None);
