@@ -1,7 +1,7 @@
 //! SCIM filters (RFC 7644 §3.4.2.2): `eq ne co sw ew gt ge lt le pr`, `and`, `or`, `not`,
 //! parentheses and value paths (`emails[type eq "work"]`), parsed into a typed tree and
 //! evaluated against a rendered resource. Attribute names are case-insensitive; string
-//! comparisons too (no attribute we publish is caseExact but `id`).
+//! comparisons too, but for `id` and `externalId` (case-exact, RFC 7643 §3.1).
 
 use serde_json::Value;
 
@@ -376,7 +376,10 @@ fn present(v: &Value) -> bool {
 pub fn matches(filter: &Filter, resource: &Value) -> bool {
     match filter {
         Filter::Compare { path, op, value } => {
-            let case_exact = path.urn.is_none() && path.sub.is_none() && path.attr == "id";
+            // RFC 7643: id and externalId are case-exact.
+            let case_exact = path.urn.is_none()
+                && path.sub.is_none()
+                && (path.attr.eq_ignore_ascii_case("id") || path.attr.eq_ignore_ascii_case("externalId"));
             let found = values(resource, path);
             if *op == CompareOp::Ne {
                 return found.iter().all(|v| compare(v, *op, value, case_exact));
@@ -437,6 +440,7 @@ mod tests {
         assert!(m(r#"meta.lastModified gt "2026-11-30T00:00:00Z""#));
         assert!(m(r#"urn:ietf:params:scim:schemas:core:2.0:User:userName sw "B""#));
         assert!(!m(r#"id eq "ab1""#) && m(r#"id eq "Ab1""#), "ids are case-exact");
+        assert!(!m(r#"externalId eq "E-1""#) && m(r#"externalId eq "e-1""#), "externalIds too");
         assert!(m(r#"userName ne "x""#));
         assert!(m(r#"displayName eq "x" or userName eq "bjensen@example.com""#));
     }

@@ -18,7 +18,7 @@ use crate::domain::organisation::Slug;
 use crate::domain::role::BuiltinRole;
 use crate::domain::user::NewUser;
 use crate::domain::{OrganisationId, UserId};
-use crate::storage::scim::{ScimRepository, ScimResourceRow, set_user_profile};
+use crate::storage::scim::{NamedBy, ScimRepository, ScimResourceRow, set_user_profile};
 use crate::storage::users::UserRepository;
 use crate::storage::{DbConnection, StorageError, parse_id};
 
@@ -382,7 +382,12 @@ pub fn list(conn: &mut DbConnection, sc: &Scope<'_>, kinds: &[Kind], q: &Query) 
     let f = q.filter.as_deref().map(filter::parse).transpose()?;
     let mut all = Vec::new();
     for kind in kinds {
-        for row in conn.scim_resources(&sc.org.to_string(), kind.as_str())? {
+        let rows = match f.as_ref().and_then(|f| indexed(*kind, f)) {
+            // The lookups identity providers make before each change: by index, not a scan.
+            Some((column, value)) => conn.scim_resources_named(&sc.org.to_string(), kind.as_str(), column, &value)?,
+            None => conn.scim_resources(&sc.org.to_string(), kind.as_str())?,
+        };
+        for row in rows {
             let v = render(conn, sc, *kind, &row)?;
             if f.as_ref().is_none_or(|f| filter::matches(f, &v)) {
                 all.push(v);
@@ -402,6 +407,22 @@ pub fn list(conn: &mut DbConnection, sc: &Scope<'_>, kinds: &[Kind], q: &Query) 
         "itemsPerPage": page.len(),
         "Resources": page,
     }))
+}
+
+/// `userName eq "..."` (stored lower-cased: the comparison is case-insensitive) and
+/// `externalId eq "..."` of Users go by index; the filter still decides on what is found.
+fn indexed(kind: Kind, f: &filter::Filter) -> Option<(NamedBy, String)> {
+    let filter::Filter::Compare { path, op: filter::CompareOp::Eq, value: Value::String(v) } = f else { return None };
+    if kind != Kind::User || path.urn.is_some() || path.sub.is_some() {
+        return None;
+    }
+    if path.attr.eq_ignore_ascii_case("userName") {
+        Some((NamedBy::UniqueName, v.to_lowercase()))
+    } else if path.attr.eq_ignore_ascii_case("externalId") {
+        Some((NamedBy::ExternalId, v.clone()))
+    } else {
+        None
+    }
 }
 
 pub fn replace(

@@ -34,12 +34,27 @@ pub struct ScimGroupMemberRow {
     pub member_id: String,
 }
 
+/// The indexed columns a lookup can go by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamedBy {
+    UniqueName,
+    ExternalId,
+}
+
 pub trait ScimRepository {
     fn insert_scim_resource(&mut self, row: &ScimResourceRow) -> StorageResult<()>;
     /// The resource of that kind in that organisation; another organisation's is `None`.
     fn find_scim_resource(&mut self, org: &str, kind: &str, id: &str) -> StorageResult<Option<ScimResourceRow>>;
     fn scim_resources(&mut self, org: &str, kind: &str) -> StorageResult<Vec<ScimResourceRow>>;
     fn scim_resource_of_user(&mut self, user_id: &str) -> StorageResult<Option<ScimResourceRow>>;
+    /// The resources of that kind whose unique name, or external id, is exactly `value`.
+    fn scim_resources_named(
+        &mut self,
+        org: &str,
+        kind: &str,
+        column: NamedBy,
+        value: &str,
+    ) -> StorageResult<Vec<ScimResourceRow>>;
     /// Writes the row's attributes, names, version and time; `NotFound` if it is gone.
     fn update_scim_resource(&mut self, row: &ScimResourceRow) -> StorageResult<()>;
     fn delete_scim_resource(&mut self, id: &str) -> StorageResult<()>;
@@ -81,6 +96,24 @@ impl ScimRepository for DbConnection {
             .select(ScimResourceRow::as_select())
             .first(self)
             .optional()?)
+    }
+
+    fn scim_resources_named(
+        &mut self,
+        org: &str,
+        kind: &str,
+        column: NamedBy,
+        value: &str,
+    ) -> StorageResult<Vec<ScimResourceRow>> {
+        let q = scim_resources::table
+            .filter(scim_resources::organisation_id.eq(org))
+            .filter(scim_resources::kind.eq(kind))
+            .into_boxed();
+        let q = match column {
+            NamedBy::UniqueName => q.filter(scim_resources::unique_name.eq(value)),
+            NamedBy::ExternalId => q.filter(scim_resources::external_id.eq(value)),
+        };
+        Ok(q.order((scim_resources::created_at, scim_resources::id)).select(ScimResourceRow::as_select()).load(self)?)
     }
 
     fn update_scim_resource(&mut self, row: &ScimResourceRow) -> StorageResult<()> {

@@ -73,6 +73,9 @@ async fn organisation(
         Ok(Ok(hit)) => {
             let p = &hit.principal;
             if p.kind == TokenKind::Organisation && p.allows(Permission::ScimProvision) {
+                if hit.touch {
+                    super::oidc::record_token_use(state, req, p);
+                }
                 Ok((p.organisation_id, p.token_id))
             } else {
                 Err(refuse(StatusCode::FORBIDDEN, None, "The token is not an organisation token with scim_provision."))

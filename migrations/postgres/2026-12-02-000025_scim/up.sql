@@ -17,6 +17,7 @@ CREATE TABLE scim_resources (
     UNIQUE (organisation_id, kind, unique_name)
 );
 CREATE INDEX scim_resources_user ON scim_resources (user_id);
+CREATE INDEX scim_resources_external_id ON scim_resources (organisation_id, kind, external_id);
 
 -- Who is in which SCIM Group (derived from the group's members attribute), for the
 -- organisation's group-to-role mappings.
