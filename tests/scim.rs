@@ -703,6 +703,14 @@ fn malformed_resources_are_refused_and_nothing_is_created(db: &TestDb) {
     assert_eq!(w.ok("GET", "/Groups", None)["totalResults"], 0);
     let r = client().post(w.url("/Users")).bearer_auth(&w.token).body("{\"userName\":").send().unwrap();
     assert_eq!(r.status(), 400);
+    // A rename onto a taken userName, by PUT or PATCH, is a conflict and changes nothing.
+    let ivan = w.create_user("ivan@example.com");
+    let path = format!("/Users/{}", ivan["id"].as_str().unwrap());
+    let before = w.ok("GET", &path, None);
+    refused(w.call("PUT", &path, Some(&json!({"userName": "Heidi@Example.com"}))), 409, "uniqueness");
+    let rename = json!({"schemas": [PATCH_URN], "Operations": [{"op": "replace", "path": "userName", "value": "heidi@example.com"}]});
+    refused(w.call("PATCH", &path, Some(&rename)), 409, "uniqueness");
+    assert_eq!(w.ok("GET", &path, None), before);
 }
 
 fn an_oversized_payload_is_413_in_scim_form(db: &TestDb) {
