@@ -593,6 +593,61 @@ fn a_provisioned_user_signs_in_through_the_connector_until_deactivated(db: &Test
 
 // ---------------------------------------------------------------- refusals
 
+fn connector(id: &str, mappings_into: &str) -> idp::config::ConnectorConfig {
+    toml::from_str(&format!(
+        "id = \"{id}\"\ntype = \"oidc\"\nname = \"{id}\"\nissuer = \"https://{id}.example\"\nclient_id = \"c\"\n\
+         client_secret = \"s-0123456789abcdef\"\nrole_mappings = [{{ group = \"Admins\", organisation = \"{mappings_into}\", role = \"owner\" }}]\n"
+    ))
+    .unwrap()
+}
+
+fn another_organisations_connector_maps_nothing_here(db: &TestDb) {
+    use idp::storage::organisations::OrganisationRepository;
+    let w = world(db);
+    let s = w.state();
+    let now = s.clock.now_naive();
+    let create = |org: &str, cfg: &idp::config::ConnectorConfig| {
+        s.db.write(|c| {
+            idp::admin::connectors::create(c, &s.keys, &s.auditor, now, idp::audit::Actor::Cli, org, cfg, &|_| false)
+        })
+    };
+    // Other's administrators cannot make their connector give roles in acme.
+    match create("other", &connector("sneaky", "acme")) {
+        Err(idp::admin::organisations::AdminError::Invalid(why)) => assert!(why.contains("acme"), "{why}"),
+        other => panic!("accepted: {other:?}"),
+    }
+    create("other", &connector("theirs", "other")).unwrap();
+    create("acme", &connector("ours", "acme")).unwrap();
+    // Were one stored before that rule, SCIM and logins would still ignore its mappings here.
+    let spec = |id: &str, into: &str| {
+        let mut problems = Vec::new();
+        let specs = idp::connector_config::validate_connectors(&[connector(id, into)], &|_| None, &mut problems);
+        assert!(problems.is_empty());
+        specs.into_iter().next().unwrap().role_mappings
+    };
+    let connectors = vec![
+        ("up".to_owned(), true, spec("up", "acme")),
+        ("theirs".to_owned(), false, spec("theirs", "acme")),
+        ("ours".to_owned(), false, spec("ours", "acme")),
+    ];
+    let acme = s.db.read(|c| c.find_organisation_by_slug("acme")).unwrap().unwrap().id;
+    let got = s.db.read(|c| idp::scim::service::mappings_for(c, acme, &connectors)).unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let u = w.create_user("mallory@example.com");
+    let claimed =
+        s.db.read(|c| {
+            idp::scim::service::provisioned_account(c, "theirs", &connectors[1].2, "x", Some("mallory@example.com"))
+        })
+        .unwrap();
+    assert_eq!(claimed, None, "another organisation's connector claimed an account here");
+    let claimed =
+        s.db.read(|c| {
+            idp::scim::service::provisioned_account(c, "ours", &connectors[2].2, "x", Some("Mallory@example.com"))
+        })
+        .unwrap();
+    assert_eq!(claimed.map(|u| u.to_string()), Some(idp_user(&w, u["id"].as_str().unwrap())));
+}
+
 fn another_organisations_token_finds_nothing(db: &TestDb) {
     let w = world(db);
     let u = w.create_user("erin@example.com");
@@ -807,4 +862,5 @@ on_both_backends!(
     guessed_ids_are_not_found,
     anonymous_and_bad_tokens_are_refused,
     a_provisioned_user_signs_in_through_the_connector_until_deactivated,
+    another_organisations_connector_maps_nothing_here,
 );

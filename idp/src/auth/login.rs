@@ -172,6 +172,7 @@ pub fn complete(
              + MfaRepository
              + PendingMfaRepository
              + crate::storage::scim::ScimRepository
+             + crate::storage::connectors::ConnectorRepository
          ),
     auditor: &Auditor,
     policy: LoginPolicy<'_>,
@@ -213,9 +214,13 @@ pub fn complete(
             None => {
                 let verified = identity.email.as_deref().filter(|_| identity.email_verified);
                 // An account SCIM provisioned for this person is theirs (docs/admin.md#scim-provisioning).
-                if let Some(user_id) =
-                    crate::scim::service::provisioned_account(conn, policy.role_mappings, &identity.subject, verified)?
-                {
+                if let Some(user_id) = crate::scim::service::provisioned_account(
+                    conn,
+                    &identity.connector_id,
+                    policy.role_mappings,
+                    &identity.subject,
+                    verified,
+                )? {
                     let user = conn.find_user(user_id)?.ok_or(StorageError::NotFound)?;
                     conn.link_external_identity(user.id, &identity.connector_id, &identity.subject, verified, now)
                         .map_err(conflict_is_a_race)?;

@@ -296,6 +296,24 @@ fn sync_roles(conn: &mut DbConnection, sc: &Scope<'_>, user: UserId, scim_id: &s
     Ok(())
 }
 
+/// The group-to-role mappings that apply in `org`, from `connectors` (id, whether the
+/// configuration file defines it, its mappings): the file's connectors (the operator's) and the
+/// organisation's own; another organisation's connector never maps into this one.
+pub fn mappings_for(
+    conn: &mut impl crate::storage::connectors::ConnectorRepository,
+    org: OrganisationId,
+    connectors: &[(String, bool, Vec<RoleMapping>)],
+) -> Result<Vec<RoleMapping>, StorageError> {
+    let org = org.to_string();
+    let owned: Vec<String> =
+        conn.organisation_connectors()?.into_iter().filter(|c| c.organisation_id == org).map(|c| c.id).collect();
+    Ok(connectors
+        .iter()
+        .filter(|(id, fixed, _)| *fixed || owned.contains(id))
+        .flat_map(|(_, _, m)| m.iter().cloned())
+        .collect())
+}
+
 /// Re-syncs the roles of the active Users among `ids`.
 fn resync(conn: &mut DbConnection, sc: &Scope<'_>, ids: &[String]) -> Result<(), ScimError> {
     for id in ids {
@@ -533,11 +551,18 @@ pub fn delete(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, id: &str) -> 
 /// subject, or whose `userName` or e-mail is the upstream's verified e-mail (case-insensitive).
 /// Deactivated users match too, so they are refused as disabled instead of signing up anew.
 pub fn provisioned_account(
-    conn: &mut (impl ScimRepository + crate::storage::organisations::OrganisationRepository),
+    conn: &mut (
+             impl ScimRepository
+             + crate::storage::organisations::OrganisationRepository
+             + crate::storage::connectors::ConnectorRepository
+         ),
+    connector_id: &str,
     mappings: &[RoleMapping],
     subject: &str,
     verified_email: Option<&str>,
 ) -> Result<Option<UserId>, StorageError> {
+    // An organisation's own connector speaks for that organisation only, whatever it maps.
+    let owner = conn.organisation_connectors()?.into_iter().find(|c| c.id == connector_id).map(|c| c.organisation_id);
     let mut orgs: Vec<&str> = mappings.iter().map(|m| m.organisation.as_str()).collect();
     orgs.sort_unstable();
     orgs.dedup();
@@ -545,6 +570,9 @@ pub fn provisioned_account(
     let mut found: Vec<UserId> = Vec::new();
     for slug in orgs {
         let Some(org) = conn.find_organisation_by_slug(slug)? else { continue };
+        if owner.as_ref().is_some_and(|o| *o != org.id.to_string()) {
+            continue;
+        }
         for row in conn.scim_resources(&org.id.to_string(), Kind::User.as_str())? {
             let attrs: Map<String, Value> = serde_json::from_str(&row.attributes)
                 .map_err(|e| StorageError::Corrupt(format!("scim resource {}: {e}", row.id)))?;
