@@ -211,6 +211,7 @@ fn populate(s: &AppState) -> String {
             auditor: &s.auditor,
             actor: Actor::Cli,
             now,
+            if_match: None,
         };
         let u = service::create(c, &sc, Kind::User, &serde_json::json!({"userName": "scim.canary@example.com"}))?;
         let members = serde_json::json!([{"value": u["id"]}]);

@@ -591,12 +591,49 @@ fn a_provisioned_user_signs_in_through_the_connector_until_deactivated(db: &Test
     assert!(!login(&mut Browser::new()), "nor as a new account");
 }
 
+fn etags_refuse_a_change_to_another_version(db: &TestDb) {
+    let w = world(db);
+    let u = w.create_user("olga@example.com");
+    let path = w.url(&format!("/Users/{}", u["id"].as_str().unwrap()));
+    let r = client().get(&path).bearer_auth(&w.token).send().unwrap();
+    let tag = r.headers()["etag"].to_str().unwrap().to_owned();
+    let before: Value = r.json().unwrap();
+    assert_eq!(before["meta"]["version"], tag);
+    let title = |t: &str| {
+        json!({"schemas": [PATCH_URN], "Operations": [{"op": "add", "path": "title", "value": t}]}).to_string()
+    };
+    let send = |m: reqwest::Method, if_match: &str, body: Option<String>| {
+        let mut req = client().request(m, &path).bearer_auth(&w.token).header("if-match", if_match);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/scim+json").body(b);
+        }
+        req.send().unwrap()
+    };
+    for stale in ["W/\"999\"", "\"0\"", "garbage"] {
+        let r = send(reqwest::Method::PATCH, stale, Some(title("CEO")));
+        assert_eq!(r.status(), 412, "{stale}");
+        scim_error(&r.json().unwrap(), 412);
+        assert_eq!(send(reqwest::Method::DELETE, stale, None).status(), 412);
+    }
+    assert_eq!(w.ok("GET", &format!("/Users/{}", u["id"].as_str().unwrap()), None), before, "nothing changed");
+    let r = send(reqwest::Method::PATCH, &tag, Some(title("CTO")));
+    assert_eq!(r.status(), 200);
+    let new_tag = r.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_tag, tag);
+    assert_eq!(send(reqwest::Method::PATCH, &tag, Some(title("CFO"))).status(), 412, "the old version is gone");
+    assert_eq!(send(reqwest::Method::DELETE, "*", None).status(), 204);
+}
+
 // ---------------------------------------------------------------- refusals
 
 fn connector(id: &str, mappings_into: &str) -> idp::config::ConnectorConfig {
+    connector_mapping(id, &format!("{{ group = \"Admins\", organisation = \"{mappings_into}\", role = \"owner\" }}"))
+}
+
+fn connector_mapping(id: &str, mapping: &str) -> idp::config::ConnectorConfig {
     toml::from_str(&format!(
         "id = \"{id}\"\ntype = \"oidc\"\nname = \"{id}\"\nissuer = \"https://{id}.example\"\nclient_id = \"c\"\n\
-         client_secret = \"s-0123456789abcdef\"\nrole_mappings = [{{ group = \"Admins\", organisation = \"{mappings_into}\", role = \"owner\" }}]\n"
+         client_secret = \"s-0123456789abcdef\"\nrole_mappings = [{mapping}]\n"
     ))
     .unwrap()
 }
@@ -618,6 +655,25 @@ fn another_organisations_connector_maps_nothing_here(db: &TestDb) {
     }
     create("other", &connector("theirs", "other")).unwrap();
     create("acme", &connector("ours", "acme")).unwrap();
+    // Before the server first loads the organisations' connectors (it re-reads them every 30 s):
+    // acme's own maps Ops to billing admins and is followed; other's, edited in storage to map
+    // Ops to acme owners, is not.
+    let ops = |org: &str, project: &str, role: &str| {
+        let p = if project.is_empty() { String::new() } else { format!(", project = \"{project}\"") };
+        format!("{{ group = \"Ops\", organisation = \"{org}\"{p}, role = \"{role}\" }}")
+    };
+    create("acme", &connector_mapping("acme-ops", &ops("acme", "billing", "admin"))).unwrap();
+    create("other", &connector_mapping("other-ops", &ops("other", "", "owner"))).unwrap();
+    s.db.write(|c| {
+        use diesel::prelude::*;
+        use idp::storage::schema::organisation_connectors as oc;
+        let settings: String = oc::table.find("other-ops").select(oc::settings).first(c)?;
+        let forged = settings.replace("\"organisation\":\"other\"", "\"organisation\":\"acme\"");
+        assert_ne!(forged, settings);
+        diesel::update(oc::table.find("other-ops")).set(oc::settings.eq(forged)).execute(c)?;
+        Ok::<_, idp::storage::StorageError>(())
+    })
+    .unwrap();
     // Were one stored before that rule, SCIM and logins would still ignore its mappings here.
     let spec = |id: &str, into: &str| {
         let mut problems = Vec::new();
@@ -646,6 +702,19 @@ fn another_organisations_connector_maps_nothing_here(db: &TestDb) {
         })
         .unwrap();
     assert_eq!(claimed.map(|u| u.to_string()), Some(idp_user(&w, u["id"].as_str().unwrap())));
+
+    let (st, _) = w.call(
+        "POST",
+        "/Groups",
+        Some(&json!({"schemas": [GROUP_URN], "displayName": "Ops", "members": [{"value": u["id"]}]})),
+    );
+    assert_eq!(st, 201);
+    let user = idp_user(&w, u["id"].as_str().unwrap());
+    assert_eq!(
+        membership(&w, &user),
+        (Some("member".into()), Some("admin".into()), false),
+        "acme's own connector maps; other's does not make an owner"
+    );
 }
 
 fn another_organisations_token_finds_nothing(db: &TestDb) {
@@ -863,4 +932,5 @@ on_both_backends!(
     anonymous_and_bad_tokens_are_refused,
     a_provisioned_user_signs_in_through_the_connector_until_deactivated,
     another_organisations_connector_maps_nothing_here,
+    etags_refuse_a_change_to_another_version,
 );

@@ -47,6 +47,9 @@ pub enum ScimError {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// `If-Match` names another version (RFC 7644 §3.14).
+    #[error("the resource has changed")]
+    PreconditionFailed,
     #[error(transparent)]
     Storage(StorageError),
 }
@@ -70,6 +73,7 @@ impl ScimError {
             ScimError::BadRequest { .. } => 400,
             ScimError::NotFound => 404,
             ScimError::Conflict(_) => 409,
+            ScimError::PreconditionFailed => 412,
             ScimError::Storage(_) => 500,
         }
     }
@@ -80,6 +84,7 @@ impl ScimError {
             ScimError::BadRequest { scim_type, detail } => error_body(400, Some(scim_type.as_str()), detail),
             ScimError::NotFound => error_body(404, None, "Resource not found."),
             ScimError::Conflict(why) => error_body(409, Some(ScimType::Uniqueness.as_str()), why),
+            ScimError::PreconditionFailed => error_body(412, None, "The resource has changed; read it again."),
             ScimError::Storage(_) => error_body(500, None, "The server could not complete the request."),
         }
     }

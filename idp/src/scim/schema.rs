@@ -397,7 +397,7 @@ pub fn service_provider_config(base: &str, max_body: usize) -> Value {
         "filter": {"supported": true, "maxResults": MAX_RESULTS},
         "changePassword": {"supported": false},
         "sort": {"supported": false},
-        "etag": {"supported": false},
+        "etag": {"supported": true},
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Organisation API token",

@@ -38,6 +38,8 @@ pub struct Scope<'a> {
     pub auditor: &'a Auditor,
     pub actor: Actor,
     pub now: NaiveDateTime,
+    /// The request's `If-Match`: a replace, patch or delete of another version is refused.
+    pub if_match: Option<&'a str>,
 }
 
 /// What a list or search asks for.
@@ -131,6 +133,25 @@ fn find(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, id: &str) -> Result
     conn.find_scim_resource(&sc.org.to_string(), kind.as_str(), id)?.ok_or(ScimError::NotFound)
 }
 
+/// The resource's weak entity tag (also `meta.version`).
+fn etag(row: &ScimResourceRow) -> String {
+    format!("W/\"{}\"", row.version)
+}
+
+/// The resource to change, if the request's `If-Match` (when given) names its version:
+/// `*`, or one of the listed tags, compared weakly (RFC 9110 §13.1.1).
+fn find_for_write(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, id: &str) -> Result<ScimResourceRow, ScimError> {
+    let row = find(conn, sc, kind, id)?;
+    let Some(wanted) = sc.if_match else { return Ok(row) };
+    let current = etag(&row);
+    let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+    if wanted.split(',').any(|t| t.trim() == "*" || weak(t) == weak(&current)) {
+        Ok(row)
+    } else {
+        Err(ScimError::PreconditionFailed)
+    }
+}
+
 fn location(sc: &Scope<'_>, kind: Kind, id: &str) -> String {
     format!("{}/{}/{id}", sc.base, kind.endpoint())
 }
@@ -162,7 +183,7 @@ fn render(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, row: &ScimResourc
             "created": time(row.created_at),
             "lastModified": time(row.updated_at),
             "location": location(sc, kind, &row.id),
-            "version": format!("W/\"{}\"", row.version),
+            "version": etag(row),
         }),
     );
     Ok(Value::Object(obj))
@@ -450,14 +471,14 @@ pub fn replace(
     id: &str,
     body: &Value,
 ) -> Result<Value, ScimError> {
-    let row = find(conn, sc, kind, id)?;
+    let row = find_for_write(conn, sc, kind, id)?;
     let new = schema::canonicalise(kind, body_object(body)?)?;
     store(conn, sc, kind, row, new)
 }
 
 pub fn patch(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, id: &str, body: &Value) -> Result<Value, ScimError> {
     let ops = patch::parse_request(body)?;
-    let row = find(conn, sc, kind, id)?;
+    let row = find_for_write(conn, sc, kind, id)?;
     let applied = patch::apply(kind, &attrs_of(&row)?, &ops)?;
     let new = schema::canonicalise(kind, &applied)?;
     store(conn, sc, kind, row, new)
@@ -519,7 +540,7 @@ fn leave_groups(conn: &mut DbConnection, sc: &Scope<'_>, id: &str) -> Result<(),
 }
 
 pub fn delete(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, id: &str) -> Result<(), ScimError> {
-    let row = find(conn, sc, kind, id)?;
+    let row = find_for_write(conn, sc, kind, id)?;
     leave_groups(conn, sc, &row.id)?;
     match kind {
         Kind::User => {

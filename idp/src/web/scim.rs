@@ -100,14 +100,26 @@ where
         Ok(x) => x,
         Err(r) => return r,
     };
+    // The organisations' own connectors (and their mappings), as a login page sees them.
+    if let Err(e) = super::extract::fresh_connectors(state, None).await {
+        tracing::error!(error = %e, "scim: could not load the organisations' connectors");
+        return scim_error(&ScimError::Storage(crate::storage::StorageError::Unavailable("connectors".into())));
+    }
+    let if_match = req.headers().get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let s = state.clone();
     let r = web::block(move || {
-        let mappings: Vec<RoleMapping> =
-            s.connectors.all().iter().flat_map(|c| c.spec().role_mappings.clone()).collect();
+        let connectors: Vec<(String, bool, Vec<RoleMapping>)> = s
+            .connectors
+            .all()
+            .iter()
+            .map(|c| (c.id().to_owned(), s.connectors.is_fixed(c.id()), c.spec().role_mappings.clone()))
+            .collect();
         let base = base(&s);
         let now = s.clock.now_naive();
         let work = |conn: &mut DbConnection| -> Result<Option<Value>, ScimError> {
             let o = conn.find_organisation(org)?.ok_or(ScimError::NotFound)?;
+            // Only the file's connectors and the organisation's own map roles here.
+            let mappings = service::mappings_for(conn, org, &connectors)?;
             let sc = Scope {
                 org,
                 org_slug: o.slug,
@@ -116,6 +128,7 @@ where
                 auditor: &s.auditor,
                 actor: Actor::Token(token),
                 now,
+                if_match: if_match.as_deref(),
             };
             f(conn, &sc)
         };
@@ -125,6 +138,11 @@ where
     match r {
         Ok(Ok(Some(v))) => {
             let mut resp = respond(status, &v);
+            if let Some(tag) = v.pointer("/meta/version").and_then(Value::as_str) {
+                if let Ok(h) = header::HeaderValue::from_str(tag) {
+                    resp.headers_mut().insert(header::ETAG, h);
+                }
+            }
             if status == StatusCode::CREATED {
                 if let Some(loc) = v.pointer("/meta/location").and_then(Value::as_str) {
                     if let Ok(h) = header::HeaderValue::from_str(loc) {
