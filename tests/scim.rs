@@ -589,6 +589,23 @@ fn a_provisioned_user_signs_in_through_the_connector_until_deactivated(db: &Test
     assert!(!b.open(&w.server.url("/sessions")).url.ends_with("/sessions"), "the session survived");
     assert!(!login(&mut b), "a deactivated user signed in again");
     assert!(!login(&mut Browser::new()), "nor as a new account");
+    // Deleted, then provisioned again (a re-hire): the new account is the one signed in to.
+    assert_eq!(w.call("DELETE", &format!("/Users/{id}"), None).0, 204);
+    assert!(!login(&mut Browser::new()));
+    let again = w.create_user("alice@example.test");
+    let mut b = Browser::new();
+    assert!(login(&mut b), "the re-provisioned user cannot sign in");
+    let relinked = w
+        .state()
+        .db
+        .read(|c| {
+            use idp::storage::users::UserRepository;
+            c.find_external_identity("up", "alice")
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(relinked.user_id.to_string(), idp_user(&w, again["id"].as_str().unwrap()));
+    assert!(membership(&w, &user).2, "the old account stays disabled");
 }
 
 fn etags_refuse_a_change_to_another_version(db: &TestDb) {

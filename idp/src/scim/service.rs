@@ -545,16 +545,13 @@ pub fn delete(conn: &mut DbConnection, sc: &Scope<'_>, kind: Kind, id: &str) -> 
     match kind {
         Kind::User => {
             conn.delete_scim_resource(&row.id)?;
-            // The account stays, disabled, for the audit trail; nothing it held works.
-            crate::admin::deprovision::cut_off(
-                conn,
-                sc.auditor,
-                sc.now,
-                sc.actor.clone(),
-                sc.org,
-                user_of(&row)?,
-                true,
-            )?;
+            let user = user_of(&row)?;
+            // The account stays, disabled, for the audit trail; nothing it held works. Its
+            // upstream identities are let go, so the person provisioned again can sign in.
+            crate::admin::deprovision::cut_off(conn, sc.auditor, sc.now, sc.actor.clone(), sc.org, user, true)?;
+            for identity in conn.external_identities_of(user)? {
+                conn.unlink_external_identity(user, identity.id)?;
+            }
         }
         Kind::Group => {
             let members = conn.scim_group_members(&row.id)?;
