@@ -201,6 +201,24 @@ fn populate(s: &AppState) -> String {
         idp::admin::clients::register(c, &s.auditor, now, caller, org.slug.as_str(), project.slug.as_str(), &reg)
     })
     .unwrap();
+    s.db.write(|c| -> Result<(), idp::scim::ScimError> {
+        use idp::scim::{Kind, service};
+        let sc = service::Scope {
+            org: org.id,
+            org_slug: org.slug.clone(),
+            base: "https://idp.example.com/scim/v2",
+            mappings: &[],
+            auditor: &s.auditor,
+            actor: Actor::Cli,
+            now,
+            if_match: None,
+        };
+        let u = service::create(c, &sc, Kind::User, &serde_json::json!({"userName": "scim.canary@example.com"}))?;
+        let members = serde_json::json!([{"value": u["id"]}]);
+        service::create(c, &sc, Kind::Group, &serde_json::json!({"displayName": "Engineers", "members": members}))?;
+        Ok(())
+    })
+    .unwrap();
     s.db.write(|c| s.limiter.hit(c, "auth", Subject::Ip("192.0.2.7".parse().unwrap()), now.and_utc().timestamp()))
         .unwrap()
         .unwrap();

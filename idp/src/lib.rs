@@ -12,7 +12,10 @@
 //! - [`auth`]: sessions and rate limits.
 //! - [`mfa`]: second factors: TOTP and recovery codes, and the organisation/project two-factor
 //!   policy (domain and storage; no pages yet, not wired into login).
-//! - [`admin`]: administrative use cases (organisations, projects, key rotation).
+//! - [`admin`]: administrative use cases (organisations, projects, key rotation), and the
+//!   at-once cut-off of a deprovisioned user (`admin::deprovision`).
+//! - [`scim`]: SCIM 2.0 for organisations' identity providers: schemas, filters, PATCH, Users
+//!   and Groups (docs/admin.md#scim-provisioning).
 //! - [`web`]: HTTP: routes, middleware, extractors, views. The only module that knows actix.
 //! - [`oidc`]: idp as an OpenID Provider (discovery, authorize, token, grants, userinfo, ...).
 //! - [`backup`]: encrypted, backend-neutral backups, restore and the restore rehearsal.
@@ -36,6 +39,7 @@ pub mod domain;
 pub mod maintenance;
 pub mod mfa;
 pub mod oidc;
+pub mod scim;
 pub mod storage;
 pub mod tokens;
 pub mod upstream;

@@ -42,6 +42,18 @@ pub fn create(
         return Err(AdminError::Invalid("give the client secret itself; it is stored sealed".into()));
     }
     let spec = validate_one(config)?;
+    // An organisation's connector gives roles in that organisation only (its mappings also
+    // decide which SCIM accounts its logins may claim); the file's are the operator's.
+    let owner = find_organisation(conn, organisation)?.ok_or(AdminError::NotFound("organisation"))?;
+    if let Some(m) = spec.role_mappings.iter().find(|m| m.organisation != owner.slug) {
+        return Err(AdminError::Invalid(format!(
+            "role mapping for group {} names organisation {}: a connector of {} maps into {} only",
+            m.group,
+            m.organisation.as_str(),
+            owner.slug.as_str(),
+            owner.slug.as_str()
+        )));
+    }
     if taken(spec.id.as_str()) {
         return Err(AdminError::Conflict(format!("connector id {} is used by the configuration file", spec.id)));
     }

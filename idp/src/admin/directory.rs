@@ -314,10 +314,17 @@ pub fn set_member(
     })
 }
 
-/// Removes a member from the organisation (with every project membership and personal token
-/// that only it gave) or from one project.
+/// Removes a member from the organisation, cut off at once (`admin::deprovision`), or from one
+/// project (with the personal tokens only that membership covered).
 pub fn remove_member(
-    conn: &mut (impl OrganisationRepository + AuditRepository + ApiTokenRepository),
+    conn: &mut (
+             impl OrganisationRepository
+             + AuditRepository
+             + ApiTokenRepository
+             + crate::storage::sessions::SessionRepository
+             + OAuthRepository
+             + UserRepository
+         ),
     auditor: &Auditor,
     now: NaiveDateTime,
     caller: Caller,
@@ -328,11 +335,6 @@ pub fn remove_member(
     let (org, pid) = resolve(conn, caller, organisation, project)?;
     require(conn, caller, org, pid, Permission::MembersManage, "managing members needs members_manage")?;
     let Some(p) = pid else {
-        for project in conn.list_projects(org)? {
-            if conn.project_membership(project.id, user)?.is_some() {
-                conn.remove_project_member(project.id, user)?;
-            }
-        }
         return remove_organisation_member(conn, auditor, now, caller.actor(), org, user);
     };
     conn.remove_project_member(p, user).map_err(|e| match e {

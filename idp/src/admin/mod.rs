@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod caller;
 pub mod clients;
 pub mod connectors;
+pub mod deprovision;
 pub mod directory;
 pub mod keys;
 pub mod mfa_policy;

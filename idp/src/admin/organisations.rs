@@ -122,9 +122,18 @@ pub fn create_project(
     Ok(project)
 }
 
-/// Removes a member, refusing to remove an organisation's last owner.
+/// Removes a member, refusing to remove an organisation's last owner. The removal takes
+/// effect at once (admin::deprovision): the person's project memberships in the organisation,
+/// sessions, OAuth grants and personal tokens go in the same transaction.
 pub fn remove_organisation_member(
-    conn: &mut (impl OrganisationRepository + AuditRepository + crate::storage::api_tokens::ApiTokenRepository),
+    conn: &mut (
+             impl OrganisationRepository
+             + AuditRepository
+             + crate::storage::api_tokens::ApiTokenRepository
+             + crate::storage::sessions::SessionRepository
+             + crate::storage::oauth::OAuthRepository
+             + UserRepository
+         ),
     auditor: &Auditor,
     now: NaiveDateTime,
     actor: Actor,
@@ -137,11 +146,10 @@ pub fn remove_organisation_member(
     if is_owner && members.iter().filter(|m| m.role == owner).count() == 1 {
         return Err(AdminError::Invalid("an organisation keeps at least one owner".into()));
     }
-    conn.remove_organisation_member(org, user).map_err(|e| match e {
-        StorageError::NotFound => AdminError::NotFound("membership"),
-        other => other.into(),
-    })?;
-    let revoked = super::tokens::revoke_lapsed(conn, user, now)?;
+    if !members.iter().any(|m| m.user_id == user) {
+        return Err(AdminError::NotFound("membership"));
+    }
+    let done = super::deprovision::cut_off(conn, auditor, now, actor.clone(), org, user, false)?;
     auditor.record(
         conn,
         now,
@@ -149,7 +157,7 @@ pub fn remove_organisation_member(
             .target(org)
             .organisation(org)
             .detail("user", user.to_string())
-            .detail("tokens_revoked", revoked),
+            .detail("tokens_revoked", done.tokens),
     )?;
     Ok(())
 }

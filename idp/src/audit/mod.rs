@@ -80,6 +80,11 @@ pub enum Action {
     RecoveryCodeUsed,
     MfaReset,
     MfaPolicySet,
+    /// Cut off at once: memberships, sessions, grants and personal tokens (admin::deprovision).
+    UserDeprovisioned,
+    ScimResourceCreated,
+    ScimResourceUpdated,
+    ScimResourceDeleted,
 }
 
 impl Action {
@@ -123,6 +128,10 @@ impl Action {
             Action::RecoveryCodeUsed => "mfa.recovery_code_used",
             Action::MfaReset => "mfa.reset",
             Action::MfaPolicySet => "mfa.policy_set",
+            Action::UserDeprovisioned => "user.deprovisioned",
+            Action::ScimResourceCreated => "scim.created",
+            Action::ScimResourceUpdated => "scim.updated",
+            Action::ScimResourceDeleted => "scim.deleted",
         }
     }
 }

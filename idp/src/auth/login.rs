@@ -171,6 +171,8 @@ pub fn complete(
              + crate::storage::api_tokens::ApiTokenRepository
              + MfaRepository
              + PendingMfaRepository
+             + crate::storage::scim::ScimRepository
+             + crate::storage::connectors::ConnectorRepository
          ),
     auditor: &Auditor,
     policy: LoginPolicy<'_>,
@@ -210,34 +212,54 @@ pub fn complete(
                 user
             }
             None => {
-                let email = identity
-                    .email
-                    .as_deref()
-                    .filter(|_| identity.email_verified)
-                    .ok_or(LoginError::EmailNotVerified)?;
-                if !may_sign_up(policy.signup, email) {
-                    return Err(LoginError::SignupClosed);
-                }
-                let user = conn.create_user(
-                    &NewUser {
-                        email: Some(email.to_owned()),
-                        email_verified: true,
-                        display_name: identity.name.clone(),
-                    },
-                    now,
-                )?;
-                conn.link_external_identity(user.id, &identity.connector_id, &identity.subject, Some(email), now)
-                    .map_err(conflict_is_a_race)?;
-                auditor.record(
+                let verified = identity.email.as_deref().filter(|_| identity.email_verified);
+                // An account SCIM provisioned for this person is theirs (docs/admin.md#scim-provisioning).
+                if let Some(user_id) = crate::scim::service::provisioned_account(
                     conn,
-                    now,
-                    Event::new(Actor::User(user.id), Action::UserCreated)
-                        .target(user.id)
-                        .detail("connector", identity.connector_id.as_str())
-                        .email("email", email)
-                        .source(origin.ip),
-                )?;
-                user
+                    &identity.connector_id,
+                    policy.role_mappings,
+                    &identity.subject,
+                    verified,
+                )? {
+                    let user = conn.find_user(user_id)?.ok_or(StorageError::NotFound)?;
+                    conn.link_external_identity(user.id, &identity.connector_id, &identity.subject, verified, now)
+                        .map_err(conflict_is_a_race)?;
+                    auditor.record(
+                        conn,
+                        now,
+                        Event::new(Actor::System, Action::IdentityLinked)
+                            .target(user.id)
+                            .detail("connector", identity.connector_id.as_str())
+                            .detail("via", "scim")
+                            .source(origin.ip),
+                    )?;
+                    user
+                } else {
+                    let email = verified.ok_or(LoginError::EmailNotVerified)?;
+                    if !may_sign_up(policy.signup, email) {
+                        return Err(LoginError::SignupClosed);
+                    }
+                    let user = conn.create_user(
+                        &NewUser {
+                            email: Some(email.to_owned()),
+                            email_verified: true,
+                            display_name: identity.name.clone(),
+                        },
+                        now,
+                    )?;
+                    conn.link_external_identity(user.id, &identity.connector_id, &identity.subject, Some(email), now)
+                        .map_err(conflict_is_a_race)?;
+                    auditor.record(
+                        conn,
+                        now,
+                        Event::new(Actor::User(user.id), Action::UserCreated)
+                            .target(user.id)
+                            .detail("connector", identity.connector_id.as_str())
+                            .email("email", email)
+                            .source(origin.ip),
+                    )?;
+                    user
+                }
             }
         },
     };

@@ -22,6 +22,7 @@ use super::oauth::{CodeRow, ConsentRow, GrantRow, RefreshTokenRow, RevokedAccess
 use super::passwords::PasswordCredentialRow;
 use super::pending_mfa::PendingMfaLoginRow;
 use super::schema;
+use super::scim::{ScimGroupMemberRow, ScimResourceRow};
 use super::{DbConnection, StorageError, database_columns, on_concrete};
 
 /// Rows read or inserted per statement.
@@ -168,6 +169,8 @@ backed_up_tables! {
     api_tokens: ApiTokenRow,
     api_token_secrets: ApiTokenSecretRow,
     api_token_policies: ApiTokenPolicyRow,
+    scim_resources: ScimResourceRow,
+    scim_group_members: ScimGroupMemberRow,
     organisation_mfa_policies: OrganisationMfaPolicyRow,
     project_mfa_policies: ProjectMfaPolicyRow,
     audit_events: AuditEventRow,

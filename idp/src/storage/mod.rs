@@ -21,6 +21,7 @@ pub mod passwords;
 pub mod pending_mfa;
 pub mod rate_limits;
 pub mod schema;
+pub mod scim;
 pub mod secrets;
 pub mod sessions;
 pub mod settings;

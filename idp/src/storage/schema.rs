@@ -395,3 +395,25 @@ diesel::table! {
 
 diesel::joinable!(oauth_clients -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(oauth_clients, projects);
+
+diesel::table! {
+    scim_resources (id) {
+        id -> Text,
+        organisation_id -> Text,
+        kind -> Text,
+        unique_name -> Text,
+        user_id -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        attributes -> Text,
+        version -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    scim_group_members (group_id, member_id) {
+        group_id -> Text,
+        member_id -> Text,
+    }
+}

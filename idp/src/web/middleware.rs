@@ -92,6 +92,9 @@ pub async fn body_limit(
     let declared =
         req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
+        if req.path().starts_with("/scim/") {
+            return Ok(req.into_response(super::scim::too_large()));
+        }
         return Ok(refuse(req, StatusCode::PAYLOAD_TOO_LARGE, "The request is too large."));
     }
     Ok(next.call(req).await?.map_into_boxed_body())

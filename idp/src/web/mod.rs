@@ -16,6 +16,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod password;
 pub mod routes;
+pub mod scim;
 pub mod tokens;
 pub mod views;
 
@@ -147,7 +148,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/mfa/totp/remove", web::post().to(account::remove))
         .route("/account/mfa/recovery", web::post().to(account::recovery_codes))
         .route("/sessions/{id}/end", web::post().to(routes::end_session))
-        .route("/identities/{id}/unlink", web::post().to(routes::unlink_identity));
+        .route("/identities/{id}/unlink", web::post().to(routes::unlink_identity))
+        // SCIM 2.0 for organisations' identity providers (organisation tokens).
+        .service(scim::scope());
 }
 
 /// Limits and error handlers for actix's extractors: a malformed id in a path is a 404, a

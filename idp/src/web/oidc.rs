@@ -320,7 +320,7 @@ async fn introspect_api_token(
 }
 
 /// Writes a token's last use, off the request path (at most once a minute per token).
-fn record_token_use(state: &web::Data<AppState>, req: &HttpRequest, p: &crate::tokens::ApiPrincipal) {
+pub(crate) fn record_token_use(state: &web::Data<AppState>, req: &HttpRequest, p: &crate::tokens::ApiPrincipal) {
     let source = client_ip(req, &state.config.trusted_proxies).map(|ip| {
         state.auditor.pseudonymiser().pseudonymise(crate::crypto::pseudonym::Datum::IpAddress, &ip.to_string())
     });
