@@ -77,6 +77,9 @@ pub enum Action {
     TotpRemoved,
     RecoveryCodesGenerated,
     RecoveryCodeUsed,
+    WebauthnRegistered,
+    WebauthnUsed,
+    WebauthnRemoved,
     MfaReset,
     MfaPolicySet,
 }
@@ -119,6 +122,9 @@ impl Action {
             Action::TotpRemoved => "mfa.totp_removed",
             Action::RecoveryCodesGenerated => "mfa.recovery_codes_generated",
             Action::RecoveryCodeUsed => "mfa.recovery_code_used",
+            Action::WebauthnRegistered => "mfa.webauthn_registered",
+            Action::WebauthnUsed => "mfa.webauthn_used",
+            Action::WebauthnRemoved => "mfa.webauthn_removed",
             Action::MfaReset => "mfa.reset",
             Action::MfaPolicySet => "mfa.policy_set",
         }
