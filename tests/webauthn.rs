@@ -375,6 +375,103 @@ fn bad_registrations_store_nothing(t: &TestDb) {
     assert!(matches!(r, Err(MfaError::NotEnrolled)), "{r:?}");
 }
 
+fn an_admin_reset_needs_rights_and_a_second_factor_in_the_admins_session(t: &TestDb) {
+    use idp::admin::mfa_reset::{ResetCaller, reset_user_factors};
+    use idp::admin::organisations::AdminError;
+    use idp::domain::role::{BuiltinRole, RoleRef};
+    use idp::storage::organisations::OrganisationRepository;
+    let w = world(t);
+    let carol =
+        w.db.write(|c| {
+            c.create_user(
+                &NewUser { email: Some("carol@example.test".into()), email_verified: true, display_name: None },
+                w.now,
+            )
+        })
+        .unwrap()
+        .id;
+    // Bob administers Acme, where Alice is a member; Carol is only a member of Acme.
+    let org =
+        w.db.write(|c| {
+            idp::admin::organisations::create_organisation(c, &w.auditor, w.now, Actor::Cli, "Acme", None, &[w.bob])
+        })
+        .unwrap();
+    w.db.write(|c| c.set_organisation_member(org.id, w.alice, RoleRef::Builtin(BuiltinRole::Member), w.now)).unwrap();
+    w.db.write(|c| c.set_organisation_member(org.id, carol, RoleRef::Builtin(BuiltinRole::Member), w.now)).unwrap();
+    let mut key = passkey();
+    w.register(w.alice, Kind::SecurityKey, &mut key);
+    let session = |user: UserId, amr: &[&str]| idp::domain::session::Session {
+        id: SessionId::new(),
+        user_id: user,
+        created_at: w.now,
+        last_seen_at: w.now,
+        expires_at: w.now + Duration::hours(1),
+        amr: amr.iter().map(|a| (*a).to_owned()).collect(),
+        acr: None,
+        source: None,
+        user_agent: None,
+    };
+    let reset = |caller: ResetCaller<'_>, target: UserId| {
+        w.db.write(|c| reset_user_factors(c, &w.auditor, w.now, caller, target))
+    };
+    let before = w.snapshot();
+    let bob_first_factor_only = session(w.bob, &["fed"]);
+    let r = reset(ResetCaller::Admin(&bob_first_factor_only), w.alice);
+    assert!(matches!(r, Err(AdminError::Forbidden(_))), "{r:?}");
+    let carol_mfa = session(carol, &["fed", "hwk", "mfa"]);
+    let r = reset(ResetCaller::Admin(&carol_mfa), w.alice);
+    assert!(matches!(r, Err(AdminError::NotFound("user"))), "a member is no admin: {r:?}");
+    let alice_mfa = session(w.alice, &["hwk", "mfa"]);
+    let r = reset(ResetCaller::Admin(&alice_mfa), w.alice);
+    assert!(matches!(r, Err(AdminError::Forbidden(_))), "{r:?}");
+    let r = reset(ResetCaller::Operator, UserId::new());
+    assert!(matches!(r, Err(AdminError::NotFound("user"))), "{r:?}");
+    assert_eq!(w.snapshot(), before, "a refused reset changed something");
+
+    let bob_mfa = session(w.bob, &["fed", "otp", "mfa"]);
+    let report = reset(ResetCaller::Admin(&bob_mfa), w.alice).unwrap();
+    assert_eq!(report.webauthn_credentials, 1);
+    assert!(!w.db.read(|c| idp::mfa::has_second_factor(c, w.alice)).unwrap());
+    let events = w.db.read(|c| c.audit_events(Some("mfa.reset"), 10)).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor, format!("user:{}", w.bob));
+    assert!(events[0].details.as_deref().unwrap_or_default().contains("\"webauthn_credentials\":1"), "{events:?}");
+}
+
+fn the_cli_resets_a_users_factors(t: &TestDb) {
+    let w = world(t);
+    let mut key = passkey();
+    w.register(w.alice, Kind::SecurityKey, &mut key);
+    let dir = tempfile::tempdir().unwrap();
+    let cli = |args: &[&str]| harness::run(harness::idp(dir.path()).args(args).env("IDP_DATABASE_URL", t.url()));
+    let bad = cli(&["user", "reset-mfa", "not-a-user"]);
+    assert!(
+        !bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("invalid value"),
+        "{}",
+        harness::text(&bad)
+    );
+    let unknown = cli(&["user", "reset-mfa", &UserId::new().to_string()]);
+    assert!(
+        !unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("user not found"),
+        "{}",
+        harness::text(&unknown)
+    );
+    assert!(w.db.read(|c| idp::mfa::has_second_factor(c, w.alice)).unwrap(), "a refused reset removed something");
+    let out = cli(&["user", "reset-mfa", &w.alice.to_string()]);
+    assert!(out.status.success(), "{}", harness::text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "reset the second factors of user {}: removed 0 authenticator apps, 1 security keys and passkeys, 0 recovery codes\n",
+            w.alice
+        )
+    );
+    assert!(!w.db.read(|c| idp::mfa::has_second_factor(c, w.alice)).unwrap());
+    let events = w.db.read(|c| c.audit_events(Some("mfa.reset"), 10)).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].actor, "cli");
+}
+
 fn an_ip_address_is_no_relying_party(_: &TestDb) {
     let rp = wa::relying_party(&url::Url::parse("http://127.0.0.1:8080").unwrap(), "x").unwrap();
     assert!(rp.is_none());
@@ -392,4 +489,6 @@ on_both_backends!(
     an_expired_ceremony_is_refused,
     bad_registrations_store_nothing,
     an_ip_address_is_no_relying_party,
+    an_admin_reset_needs_rights_and_a_second_factor_in_the_admins_session,
+    the_cli_resets_a_users_factors,
 );

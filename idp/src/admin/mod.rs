@@ -6,5 +6,6 @@ pub mod clients;
 pub mod connectors;
 pub mod keys;
 pub mod mfa_policy;
+pub mod mfa_reset;
 pub mod organisations;
 pub mod tokens;
