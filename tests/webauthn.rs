@@ -365,9 +365,19 @@ fn bad_registrations_store_nothing(t: &TestDb) {
     assert!(matches!(r, Err(MfaError::Malformed(_))), "{r:?}");
     let r = finish("not-a-ceremony", Kind::SecurityKey, session, w.alice, &serde_json::json!({}));
     assert!(matches!(r, Err(MfaError::Malformed(_))), "{r:?}");
-    // An answer to another registration's challenge.
+    // A new start replaces the session's earlier ceremony.
     let (c1, c2) = (start("Key").unwrap(), start("Key").unwrap());
-    let r = finish(&c1.id.to_string(), Kind::SecurityKey, session, w.alice, &answer(&c2));
+    let r = finish(&c1.id.to_string(), Kind::SecurityKey, session, w.alice, &answer(&c1));
+    assert!(matches!(r, Err(MfaError::NoCeremony)), "{r:?}");
+    // An answer to another registration's challenge (of another session).
+    let other = SessionId::new();
+    let c3 =
+        w.db.write(|conn| {
+            let account = Account { user: w.alice, name: "a", display_name: "a" };
+            wa::start_registration(conn, &w.rp, account, Kind::SecurityKey, "Key", other, w.now)
+        })
+        .unwrap();
+    let r = finish(&c2.id.to_string(), Kind::SecurityKey, session, w.alice, &answer(&c3));
     assert!(matches!(r, Err(MfaError::Rejected(_))), "{r:?}");
     assert_eq!(w.snapshot(), before);
     // Nobody without a credential can start a second-factor ceremony.

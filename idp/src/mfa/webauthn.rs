@@ -11,7 +11,8 @@
 //! Every ceremony (a registration or an authentication) keeps webauthn-rs's state server-side in
 //! `webauthn_ceremonies`, so any instance can finish it; it is bound to what started it (the
 //! session, the pending login, or the login page's pre-session cookie), lives
-//! [`CEREMONY_LIFETIME`], and is taken (deleted) before it is finished, so an answer can be
+//! [`CEREMONY_LIFETIME`], replaces any earlier one of the same binding, and is taken (deleted)
+//! before it is finished, so an answer can be
 //! submitted once: webauthn-rs itself accepts the same answer twice against the same state.
 //!
 //! What webauthn-rs leaves to us, and this module does: the state's copy of a credential may be
@@ -202,6 +203,9 @@ fn store_ceremony(
     state: String,
     now: NaiveDateTime,
 ) -> StorageResult<WebauthnCeremonyId> {
+    // One ceremony per binding: a new start replaces the previous (so a session, pending login
+    // or login page holds at most one, however often it starts).
+    conn.delete_webauthn_ceremonies_bound(&binding.hash())?;
     let id = WebauthnCeremonyId::new();
     conn.insert_webauthn_ceremony(&WebauthnCeremonyRow {
         id: id.to_string(),

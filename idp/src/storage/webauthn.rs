@@ -76,6 +76,8 @@ pub trait WebauthnRepository {
     /// Removes and returns the ceremony: it can be finished once, on any instance.
     fn take_webauthn_ceremony(&mut self, id: &str) -> StorageResult<Option<WebauthnCeremonyRow>>;
     fn delete_webauthn_ceremonies_of(&mut self, user_id: &str) -> StorageResult<usize>;
+    /// Deletes the ceremonies bound to `binding_hash` (a new one replaces them).
+    fn delete_webauthn_ceremonies_bound(&mut self, binding_hash: &str) -> StorageResult<usize>;
     fn purge_webauthn_ceremonies(&mut self, now: NaiveDateTime) -> StorageResult<usize>;
 }
 
@@ -148,6 +150,11 @@ impl WebauthnRepository for DbConnection {
 
     fn delete_webauthn_ceremonies_of(&mut self, user_id: &str) -> StorageResult<usize> {
         Ok(diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::user_id.eq(user_id))).execute(self)?)
+    }
+
+    fn delete_webauthn_ceremonies_bound(&mut self, binding_hash: &str) -> StorageResult<usize> {
+        Ok(diesel::delete(webauthn_ceremonies::table.filter(webauthn_ceremonies::binding_hash.eq(binding_hash)))
+            .execute(self)?)
     }
 
     fn purge_webauthn_ceremonies(&mut self, now: NaiveDateTime) -> StorageResult<usize> {
