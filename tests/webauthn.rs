@@ -363,6 +363,21 @@ fn bad_registrations_store_nothing(t: &TestDb) {
     let c = start("Key").unwrap();
     let r = finish(&c.id.to_string(), Kind::SecurityKey, session, w.alice, &serde_json::json!({"id": 1}));
     assert!(matches!(r, Err(MfaError::Malformed(_))), "{r:?}");
+    // A passkey whose authenticator (as the browser reports) made no resident key.
+    let c =
+        w.db.write(|conn| {
+            let account = Account { user: w.alice, name: "a", display_name: "a" };
+            wa::start_registration(conn, &w.rp, account, Kind::Passkey, "Key", session, w.now)
+        })
+        .unwrap();
+    let mut options = c.options.clone();
+    options["publicKey"]["authenticatorSelection"]["requireResidentKey"] = false.into();
+    options["publicKey"]["authenticatorSelection"]["residentKey"] = "discouraged".into();
+    let ccr: CreationChallengeResponse = serde_json::from_value(options).unwrap();
+    let mut response = serde_json::to_value(passkey().do_registration(origin(), ccr).unwrap()).unwrap();
+    response["extensions"] = serde_json::json!({"credProps": {"rk": false}});
+    let r = finish(&c.id.to_string(), Kind::Passkey, session, w.alice, &response);
+    assert!(matches!(r, Err(MfaError::NotDiscoverable)), "{r:?}");
     let r = finish("not-a-ceremony", Kind::SecurityKey, session, w.alice, &serde_json::json!({}));
     assert!(matches!(r, Err(MfaError::Malformed(_))), "{r:?}");
     // A new start replaces the session's earlier ceremony.

@@ -78,6 +78,9 @@ pub enum MfaError {
     CounterWentBack,
     #[error("too many WebAuthn credentials")]
     TooMany,
+    /// A passkey registration whose authenticator made no resident (discoverable) key.
+    #[error("the authenticator made no discoverable credential")]
+    NotDiscoverable,
     /// The time given is before the Unix epoch.
     #[error("the clock is before 1970")]
     BadTime,

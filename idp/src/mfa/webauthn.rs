@@ -327,6 +327,11 @@ pub fn finish_registration(
 ) -> Result<WebauthnCredential, MfaError> {
     let row = take_ceremony(conn, ceremony, Purpose::Register(kind), Some(user), Binding::Session(session), now)?;
     let response: RegisterPublicKeyCredential = parse_response(response)?;
+    // The browser says (unsigned, a hint only) whether a resident key was made: a passkey that
+    // is not one could never sign in on its own, so it is refused here rather than stored.
+    if kind == Kind::Passkey && response.extensions.cred_props.as_ref().and_then(|p| p.rk) == Some(false) {
+        return Err(MfaError::NotDiscoverable);
+    }
     let credential: Credential = match kind {
         Kind::Passkey => {
             let state: PasskeyRegistration = from_stored(&row.state, "passkey registration")?;

@@ -63,6 +63,9 @@ fn problem(e: &MfaError) -> (StatusCode, &'static str) {
             (StatusCode::BAD_REQUEST, "You have as many security keys and passkeys as allowed. Remove one first.")
         }
         MfaError::NotEnrolled => (StatusCode::BAD_REQUEST, "No security key or passkey is set up for this account."),
+        MfaError::NotDiscoverable => {
+            (StatusCode::BAD_REQUEST, "This authenticator cannot keep a passkey. Add it as a security key instead.")
+        }
         _ => (StatusCode::UNAUTHORIZED, "The security key or passkey was not accepted."),
     }
 }
