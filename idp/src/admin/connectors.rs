@@ -3,11 +3,13 @@
 
 use chrono::NaiveDateTime;
 
+use super::caller::{Caller, require, resolve};
 use super::organisations::{AdminError, find_organisation};
 use crate::audit::{Action, Actor, Auditor, Event};
 use crate::config::{ConnectorConfig, ConnectorSpec};
 use crate::connector_config::validate_connectors;
 use crate::crypto::secretbox::MasterKeys;
+use crate::domain::role::Permission;
 use crate::storage::audit::AuditRepository;
 use crate::storage::connectors::{ConnectorRepository, OrganisationConnectorRow};
 use crate::storage::organisations::OrganisationRepository;
@@ -61,6 +63,7 @@ pub fn create(
         now,
         Event::new(actor, Action::ConnectorCreated)
             .target(org.id)
+            .organisation(org.id)
             .detail("connector", spec.id.as_str())
             .detail("type", spec.kind.as_str()),
     )?;
@@ -79,7 +82,10 @@ pub fn delete(
     auditor.record(
         conn,
         now,
-        Event::new(actor, Action::ConnectorDeleted).target(&row.organisation_id).detail("connector", id),
+        Event::new(actor, Action::ConnectorDeleted)
+            .target(&row.organisation_id)
+            .organisation(&row.organisation_id)
+            .detail("connector", id),
     )?;
     Ok(())
 }
@@ -107,4 +113,78 @@ pub fn load(
         }
     }
     Ok(out)
+}
+
+/// A stored connector as its organisation's administrators see it: the settings, never the
+/// secret.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ConnectorInfo {
+    pub id: String,
+    pub organisation_id: String,
+    /// The connector's `[[connectors]]` settings.
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+    pub created_at: NaiveDateTime,
+}
+
+fn connector_info(row: OrganisationConnectorRow) -> ConnectorInfo {
+    ConnectorInfo {
+        settings: serde_json::from_str(&row.settings).unwrap_or(serde_json::Value::Null),
+        id: row.id,
+        organisation_id: row.organisation_id,
+        created_at: row.created_at,
+    }
+}
+
+/// The organisation's own connectors.
+pub fn list_of(
+    conn: &mut (impl ConnectorRepository + OrganisationRepository),
+    caller: Caller,
+    organisation: &str,
+) -> Result<Vec<ConnectorInfo>, AdminError> {
+    let (org, _) = resolve(conn, caller, organisation, None)?;
+    require(conn, caller, org, None, Permission::ConnectorsManage, "managing connectors needs connectors_manage")?;
+    let key = org.to_string();
+    Ok(conn.organisation_connectors()?.into_iter().filter(|r| r.organisation_id == key).map(connector_info).collect())
+}
+
+/// [`create`], by a caller holding `connectors_manage` in the organisation.
+#[allow(clippy::too_many_arguments)]
+pub fn create_as(
+    conn: &mut (impl ConnectorRepository + OrganisationRepository + SecretRepository + AuditRepository),
+    keys: &MasterKeys,
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    caller: Caller,
+    organisation: &str,
+    config: &ConnectorConfig,
+    taken: &dyn Fn(&str) -> bool,
+) -> Result<ConnectorInfo, AdminError> {
+    let (org, _) = resolve(conn, caller, organisation, None)?;
+    require(conn, caller, org, None, Permission::ConnectorsManage, "managing connectors needs connectors_manage")?;
+    let spec = create(conn, keys, auditor, now, caller.actor(), &org.to_string(), config, taken)?;
+    let key = org.to_string();
+    conn.organisation_connectors()?
+        .into_iter()
+        .find(|r| r.id == spec.id.as_str() && r.organisation_id == key)
+        .map(connector_info)
+        .ok_or(AdminError::NotFound("connector"))
+}
+
+/// [`delete`], for one of the organisation's own connectors.
+pub fn delete_as(
+    conn: &mut (impl ConnectorRepository + OrganisationRepository + SecretRepository + AuditRepository),
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    caller: Caller,
+    organisation: &str,
+    id: &str,
+) -> Result<(), AdminError> {
+    let (org, _) = resolve(conn, caller, organisation, None)?;
+    require(conn, caller, org, None, Permission::ConnectorsManage, "managing connectors needs connectors_manage")?;
+    let key = org.to_string();
+    if !conn.organisation_connectors()?.iter().any(|r| r.id == id && r.organisation_id == key) {
+        return Err(AdminError::NotFound("connector"));
+    }
+    delete(conn, auditor, now, caller.actor(), id)
 }
