@@ -86,6 +86,35 @@ fn populate(s: &AppState) -> String {
         Ok(())
     })
     .unwrap();
+    s.db.write(|c| {
+        use idp::storage::webauthn::{WebauthnCeremonyRow, WebauthnCredentialRow, WebauthnRepository};
+        // Through storage (a real ceremony needs an authenticator: tests/webauthn.rs), with every
+        // nullable column holding a value.
+        c.insert_webauthn_credential(&WebauthnCredentialRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            user_id: users[0].to_string(),
+            kind: "passkey".into(),
+            name: "Canary passkey".into(),
+            credential_id: "Y2FuYXJ5LWNyZWRlbnRpYWw".into(),
+            credential: "{\"cred_id\":\"Y2FuYXJ5\"}".into(),
+            sign_count: 42,
+            backup_eligible: true,
+            backed_up: false,
+            created_at: now,
+            last_used_at: Some(now),
+        })?;
+        c.insert_webauthn_ceremony(&WebauthnCeremonyRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            purpose: "register_passkey".into(),
+            user_id: Some(users[0].to_string()),
+            binding_hash: "b".repeat(64),
+            name: Some("Canary key".into()),
+            state: "{}".into(),
+            created_at: now,
+            expires_at: now,
+        })
+    })
+    .unwrap();
     let cfg = s.config.session.clone();
     let origin = Origin { ip: Some("192.0.2.7".parse().unwrap()), user_agent: Some("test agent".into()) };
     s.db.write(|c| session::start(c, &s.auditor, &cfg, now, users[0], &["pwd".into()], Some("aal1"), &origin)).unwrap();

@@ -33,6 +33,8 @@ pub enum StartError {
     Storage(#[from] StorageError),
     #[error("signing keys: {0}")]
     Signing(#[from] signing::SigningError),
+    #[error("{0}")]
+    WebAuthn(String),
     #[error("http server: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -56,6 +58,9 @@ pub struct AppState {
     pub oidc: crate::oidc::Provider,
     /// API token validation, with its in-process cache.
     pub tokens: Arc<crate::tokens::Validator>,
+    /// The WebAuthn relying party (RP id = the host of `public_url`); `None` when that host is
+    /// an IP address, which cannot be an RP id: then passkeys and security keys are not offered.
+    pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
 }
 
 /// Opens the database without migrating it (restore runs the migrations itself); creates the
@@ -213,6 +218,12 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         n => n,
     };
     let validator = crate::tokens::Validator::new(config.tokens.cache_ttl, &oidc.issuer);
+    let webauthn = crate::mfa::webauthn::relying_party(&config.public_url, &config.product_name)
+        .map_err(StartError::WebAuthn)?
+        .map(Arc::new);
+    if webauthn.is_none() {
+        tracing::warn!(public_url = %config.public_url, "public_url's host is an IP address: passkeys and security keys are not offered (use a host name, e.g. localhost)");
+    }
     Ok(AppState {
         config: Arc::new(config),
         db,
@@ -226,6 +237,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         backups: Arc::default(),
         oidc,
         tokens: Arc::new(validator),
+        webauthn,
     })
 }
 

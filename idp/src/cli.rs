@@ -150,6 +150,12 @@ pub enum UserCommand {
         /// The user's id, as `idp user list` shows it.
         user: UserId,
     },
+    /// Remove every second factor of a user (TOTP authenticators, security keys, passkeys,
+    /// recovery codes), for someone who lost their devices; audited as `mfa.reset`.
+    ResetMfa {
+        /// The user's id, as `idp user list` shows it.
+        user: UserId,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -331,6 +337,19 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     other => failed(other),
                 })?;
             println!("ended {ended} sessions of user {user}");
+            Ok(())
+        }
+        Command::User(UserCommand::ResetMfa { user }) => {
+            use crate::admin::mfa_reset::{ResetCaller, reset_user_factors};
+            let s = state(config)?;
+            let now = s.clock.now_naive();
+            let r =
+                s.db.write(|conn| reset_user_factors(conn, &s.auditor, now, ResetCaller::Operator, user))
+                    .map_err(failed)?;
+            println!(
+                "reset the second factors of user {user}: removed {} authenticator apps, {} security keys and passkeys, {} recovery codes",
+                r.totp_credentials, r.webauthn_credentials, r.recovery_codes
+            );
             Ok(())
         }
         Command::Connector(cmd) => connector_command(config, cmd),

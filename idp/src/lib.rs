@@ -10,8 +10,8 @@
 //! - [`storage`]: repository traits and their diesel implementation for SQLite and PostgreSQL.
 //! - [`audit`]: the append-only, pseudonymised audit log.
 //! - [`auth`]: sessions and rate limits.
-//! - [`mfa`]: second factors: TOTP and recovery codes, and the organisation/project two-factor
-//!   policy (domain and storage; no pages yet, not wired into login).
+//! - [`mfa`]: second factors: TOTP, WebAuthn (passkeys and security keys) and recovery codes,
+//!   and the organisation/project two-factor policy.
 //! - [`admin`]: administrative use cases (organisations, projects, key rotation), and the
 //!   at-once cut-off of a deprovisioned user (`admin::deprovision`).
 //! - [`scim`]: SCIM 2.0 for organisations' identity providers: schemas, filters, PATCH, Users

@@ -20,6 +20,7 @@ pub fn run_once(state: &AppState) -> Result<(usize, usize, usize), crate::storag
     state.db.write(|conn| crate::oidc::rotation::purge(conn, now))?;
     state.db.write(|conn| crate::mfa::totp::purge_pending(conn, now))?;
     state.db.write(|conn| crate::auth::mfa_login::purge_expired(conn, now))?;
+    state.db.write(|conn| crate::storage::webauthn::WebauthnRepository::purge_webauthn_ceremonies(conn, now))?;
     Ok((audit, sessions, limits))
 }
 

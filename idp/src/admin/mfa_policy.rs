@@ -183,7 +183,13 @@ pub struct EffectivePolicy {
 /// The organisation's and (if named) the project's policy, what they combine to, and (if a
 /// user is named) what that user would meet.
 pub fn get_effective(
-    conn: &mut (impl MfaPolicyRepository + OrganisationRepository + UserRepository + MfaRepository),
+    conn: &mut (
+             impl MfaPolicyRepository
+             + OrganisationRepository
+             + UserRepository
+             + MfaRepository
+             + crate::storage::webauthn::WebauthnRepository
+         ),
     now: NaiveDateTime,
     caller: Caller,
     organisation: &str,

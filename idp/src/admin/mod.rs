@@ -10,5 +10,6 @@ pub mod deprovision;
 pub mod directory;
 pub mod keys;
 pub mod mfa_policy;
+pub mod mfa_reset;
 pub mod organisations;
 pub mod tokens;

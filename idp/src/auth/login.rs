@@ -170,6 +170,7 @@ pub fn complete(
              + OrganisationRepository
              + crate::storage::api_tokens::ApiTokenRepository
              + MfaRepository
+             + crate::storage::webauthn::WebauthnRepository
              + PendingMfaRepository
              + crate::storage::scim::ScimRepository
              + crate::storage::connectors::ConnectorRepository

@@ -2,7 +2,11 @@
 //! user with a second factor gets no session yet, only a *pending login*: a row keyed by the
 //! SHA-256 of a random token that the browser holds in a cookie, single use, alive for
 //! [`PENDING_LIFETIME_SECS`]. A TOTP code or a recovery code then turns it into a session with
-//! `amr` = the first factor's + `otp` + `mfa` and `acr` = [`ACR_MFA`].
+//! `amr` = the first factor's + `otp` + `mfa`, a WebAuthn assertion with the first factor's +
+//! `hwk` (or `swk` for a synced passkey) + `mfa`; `acr` = [`ACR_MFA`] either way.
+//!
+//! A passkey on the login page is a whole login on its own ([`finish_passkey_login`]): the
+//! passkey is possession, its PIN or biometric the second factor; `amr` = `hwk`/`swk` + `mfa`.
 //!
 //! Wrong codes leave the pending login in place (the person may try again) and are counted per
 //! account with [`crate::mfa::count_attempt`], which the caller runs in its own transaction first.
@@ -24,6 +28,8 @@ use crate::storage::mfa::MfaRepository;
 use crate::storage::pending_mfa::{PendingMfaLoginRow, PendingMfaRepository};
 use crate::storage::secrets::SecretRepository;
 use crate::storage::sessions::SessionRepository;
+use crate::storage::users::UserRepository;
+use crate::storage::webauthn::WebauthnRepository;
 use crate::storage::{StorageError, StorageResult, parse_id};
 
 /// How long the second factor may take after the first.
@@ -36,10 +42,15 @@ pub const AMR_OTP: &str = "otp";
 pub const AMR_MFA: &str = "mfa";
 
 /// Whether a login whose first factor produced `amr` must give a second factor before it gets
-/// a session. Today: the user has a confirmed TOTP authenticator and the first factor did not
+/// a session. Today: the user has a second factor (a confirmed TOTP authenticator or a WebAuthn
+/// credential, see [`mfa::has_second_factor`]) and the first factor did not
 /// already assert `mfa` (a trusted upstream's). The hook for policy (an organisation or project
 /// that requires a second factor) is here.
-pub fn needs_second_factor(conn: &mut impl MfaRepository, user: UserId, amr: &[String]) -> StorageResult<bool> {
+pub fn needs_second_factor(
+    conn: &mut (impl MfaRepository + WebauthnRepository),
+    user: UserId,
+    amr: &[String],
+) -> StorageResult<bool> {
     if amr.iter().any(|a| a == AMR_MFA) {
         return Ok(false);
     }
@@ -121,11 +132,19 @@ pub fn find(
     }))
 }
 
-/// What the person typed.
-#[derive(Debug, Clone, Copy)]
+/// What the person gave: a code they typed, or their authenticator's answer to a WebAuthn
+/// ceremony started for this pending login.
+#[derive(Clone, Copy)]
 pub enum SecondFactor<'a> {
     Totp(&'a str),
     RecoveryCode(&'a str),
+    WebAuthn { webauthn: &'a webauthn_rs::Webauthn, ceremony: &'a str, response: &'a serde_json::Value },
+}
+
+impl std::fmt::Debug for SecondFactor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecondFactor({}, ***)", self.name())
+    }
 }
 
 impl SecondFactor<'_> {
@@ -133,6 +152,7 @@ impl SecondFactor<'_> {
         match self {
             SecondFactor::Totp(_) => "totp",
             SecondFactor::RecoveryCode(_) => "recovery_code",
+            SecondFactor::WebAuthn { .. } => "webauthn",
         }
     }
 }
@@ -151,6 +171,8 @@ pub struct Finished {
 pub enum MfaLoginError {
     #[error("no such pending login (expired, already used, or never started)")]
     NoPendingLogin,
+    #[error("the account is disabled")]
+    Disabled,
     /// The code was refused (wrong, replayed, malformed): the pending login stays.
     #[error("second factor refused: {0}")]
     Refused(MfaError),
@@ -162,7 +184,14 @@ pub enum MfaLoginError {
 /// as `login.failed` and leaves everything else as it was (commit).
 #[allow(clippy::too_many_arguments)]
 pub fn finish(
-    conn: &mut (impl PendingMfaRepository + MfaRepository + SecretRepository + SessionRepository + AuditRepository),
+    conn: &mut (
+             impl PendingMfaRepository
+             + MfaRepository
+             + WebauthnRepository
+             + SecretRepository
+             + SessionRepository
+             + AuditRepository
+         ),
     keys: &MasterKeys,
     auditor: &Auditor,
     config: &SessionConfig,
@@ -175,11 +204,22 @@ pub fn finish(
     let Some(pending) = find(conn, now, Some(token))? else { return Ok(Err(MfaLoginError::NoPendingLogin)) };
     let user = pending.user_id;
     let checked = match factor {
-        SecondFactor::Totp(code) => mfa::totp::verify(conn, keys, user, code, now).map(|_| None),
-        SecondFactor::RecoveryCode(code) => mfa::recovery::redeem(conn, auditor, user, code, origin.ip, now).map(Some),
+        SecondFactor::Totp(code) => mfa::totp::verify(conn, keys, user, code, now).map(|_| (None, AMR_OTP)),
+        SecondFactor::RecoveryCode(code) => {
+            mfa::recovery::redeem(conn, auditor, user, code, origin.ip, now).map(|left| (Some(left), AMR_OTP))
+        }
+        SecondFactor::WebAuthn { webauthn, ceremony, response } => {
+            match mfa::webauthn::verify_second_factor(conn, webauthn, user, &pending.id, ceremony, response, now) {
+                Ok(used) => {
+                    mfa::webauthn::audit_use(conn, auditor, &used, origin.ip, now)?;
+                    Ok((None, used.amr))
+                }
+                Err(e) => Err(e),
+            }
+        }
     };
-    let recovery_codes_left = match checked {
-        Ok(left) => left,
+    let (recovery_codes_left, method_amr) = match checked {
+        Ok(done) => done,
         Err(MfaError::Storage(e)) => return Err(e),
         Err(e) => {
             record_failure(conn, auditor, now, user, &pending.method, factor.name(), reason(&e), origin.ip)?;
@@ -192,7 +232,7 @@ pub fn finish(
         return Err(StorageError::Conflict("pending login already used".into()));
     }
     let mut amr = pending.amr.clone();
-    for extra in [AMR_OTP, AMR_MFA] {
+    for extra in [method_amr, AMR_MFA] {
         if !amr.iter().any(|a| a == extra) {
             amr.push(extra.to_owned());
         }
@@ -216,8 +256,76 @@ fn reason(e: &MfaError) -> &'static str {
         MfaError::Replayed => "code replayed",
         MfaError::Malformed(_) => "malformed code",
         MfaError::NotEnrolled => "no second factor",
+        MfaError::NoCeremony => "no such webauthn ceremony",
+        MfaError::CeremonyExpired => "webauthn ceremony expired",
+        MfaError::Rejected(_) => "webauthn response refused",
+        MfaError::UnknownCredential => "unknown webauthn credential",
+        MfaError::CounterWentBack => "webauthn counter did not increase",
         _ => "wrong code",
     }
+}
+
+/// Finishes a username-less passkey login from the login page (see
+/// [`mfa::webauthn::finish_passkey_login`]) and starts the session, ending the browser's
+/// `previous` one. Run it in one write transaction: the outer error is a storage failure (roll
+/// back), the inner one a refusal, audited as `login.failed` (commit: the ceremony is used up).
+#[allow(clippy::too_many_arguments)]
+pub fn finish_passkey_login(
+    conn: &mut (impl WebauthnRepository + UserRepository + SessionRepository + AuditRepository),
+    webauthn: &webauthn_rs::Webauthn,
+    auditor: &Auditor,
+    config: &SessionConfig,
+    now: NaiveDateTime,
+    pre_session: &str,
+    ceremony: &str,
+    response: &serde_json::Value,
+    origin: &Origin,
+    previous: Option<&str>,
+) -> Result<Result<(SessionToken, Session), MfaLoginError>, StorageError> {
+    let used = match mfa::webauthn::finish_passkey_login(conn, webauthn, pre_session, ceremony, response, now) {
+        Ok(u) => u,
+        Err(MfaError::Storage(e)) => return Err(e),
+        Err(e) => {
+            auditor.record(
+                conn,
+                now,
+                Event::new(Actor::Anonymous, Action::LoginFailed)
+                    .outcome(Outcome::Failure)
+                    .detail("method", "passkey")
+                    .detail("reason", reason(&e))
+                    .source(origin.ip),
+            )?;
+            return Ok(Err(MfaLoginError::Refused(e)));
+        }
+    };
+    let user = conn.find_user(used.user)?.ok_or(StorageError::NotFound)?;
+    if user.disabled {
+        auditor.record(
+            conn,
+            now,
+            Event::new(Actor::User(used.user), Action::LoginFailed)
+                .outcome(Outcome::Failure)
+                .target(used.user)
+                .detail("method", "passkey")
+                .detail("reason", "account disabled")
+                .source(origin.ip),
+        )?;
+        return Ok(Err(MfaLoginError::Disabled));
+    }
+    mfa::webauthn::audit_use(conn, auditor, &used, origin.ip, now)?;
+    let amr = vec![used.amr.to_owned(), AMR_MFA.to_owned()];
+    session::end_previous(conn, previous)?;
+    let (token, session) = session::start(conn, auditor, config, now, used.user, &amr, Some(ACR_MFA), origin)?;
+    auditor.record(
+        conn,
+        now,
+        Event::new(Actor::User(used.user), Action::LoginSucceeded)
+            .target(session.id)
+            .detail("method", "passkey")
+            .detail("credential", used.credential.to_string())
+            .source(origin.ip),
+    )?;
+    Ok(Ok((token, session)))
 }
 
 /// Records a refused second factor; `reason` is a fixed phrase.

@@ -105,6 +105,14 @@ id_type!(
     /// One generated set of recovery codes.
     RecoveryCodeSetId
 );
+id_type!(
+    /// A WebAuthn credential (passkey or security key) of a user.
+    WebauthnCredentialId
+);
+id_type!(
+    /// A WebAuthn registration or authentication in progress.
+    WebauthnCeremonyId
+);
 
 #[cfg(test)]
 mod tests {

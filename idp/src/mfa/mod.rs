@@ -1,10 +1,13 @@
-//! Second factors: TOTP authenticators ([`totp`]) and one-time recovery codes ([`recovery`]).
+//! Second factors: TOTP authenticators ([`totp`]), WebAuthn passkeys and security keys
+//! ([`webauthn`]) and one-time recovery codes ([`recovery`]).
 //!
 //! Domain only: no HTTP, no login flow. Every function takes the connection, and the time, as
 //! parameters; the caller decides the transaction (`Db::write`), so an audit event commits with
 //! the change it records and a refusal leaves nothing behind.
 //!
-//! What counts as a factor: a *confirmed* TOTP credential. A pending enrolment never does, and
+//! What counts as a factor: a *confirmed* TOTP credential, or a registered WebAuthn credential
+//! (a registration only stores one once the authenticator's answer is verified). A pending
+//! TOTP enrolment never does, and
 //! recovery codes are a way back in for someone who has a factor, not a factor of their own.
 //!
 //! Attempts are rate limited per account with the shared limiter ([`count_attempt`]); call it in
@@ -13,6 +16,7 @@
 pub mod policy;
 pub mod recovery;
 pub mod totp;
+pub mod webauthn;
 
 #[cfg(test)]
 mod tests;
@@ -25,6 +29,7 @@ use crate::domain::UserId;
 use crate::storage::audit::AuditRepository;
 use crate::storage::mfa::MfaRepository;
 use crate::storage::rate_limits::RateLimitRepository;
+use crate::storage::webauthn::WebauthnRepository;
 use crate::storage::{StorageError, StorageResult};
 
 /// Longest input accepted for a code before any processing; anything longer is malformed.
@@ -57,6 +62,25 @@ pub enum MfaError {
     AlreadyEnrolled,
     #[error("no such credential")]
     NotFound,
+    /// No such WebAuthn ceremony for this user and binding (never started, used, or another's).
+    #[error("no such WebAuthn ceremony")]
+    NoCeremony,
+    #[error("the WebAuthn ceremony expired; start again")]
+    CeremonyExpired,
+    /// webauthn-rs refused the authenticator's answer (challenge, origin, RP id, signature, ...).
+    #[error("WebAuthn response refused: {0}")]
+    Rejected(String),
+    /// The answer came from a credential that is not one of this user's (or not a passkey).
+    #[error("unknown WebAuthn credential")]
+    UnknownCredential,
+    /// The signature counter did not grow: a cloned authenticator, or a concurrent use.
+    #[error("the WebAuthn signature counter did not increase")]
+    CounterWentBack,
+    #[error("too many WebAuthn credentials")]
+    TooMany,
+    /// A passkey registration whose authenticator made no resident (discoverable) key.
+    #[error("the authenticator made no discoverable credential")]
+    NotDiscoverable,
     /// The time given is before the Unix epoch.
     #[error("the clock is before 1970")]
     BadTime,
@@ -64,9 +88,9 @@ pub enum MfaError {
     Storage(#[from] StorageError),
 }
 
-/// Whether the user has a second factor (a confirmed TOTP credential).
-pub fn has_second_factor(conn: &mut impl MfaRepository, user: UserId) -> StorageResult<bool> {
-    Ok(conn.confirmed_totp_credential(&user.to_string())?.is_some())
+/// Whether the user has a second factor (a confirmed TOTP credential, or a WebAuthn credential).
+pub fn has_second_factor(conn: &mut (impl MfaRepository + WebauthnRepository), user: UserId) -> StorageResult<bool> {
+    Ok(conn.confirmed_totp_credential(&user.to_string())?.is_some() || webauthn::has_credential(conn, user)?)
 }
 
 /// Counts one second-factor attempt by `user` at `now_unix`. Run it in its own transaction
@@ -85,14 +109,15 @@ pub fn count_attempt(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResetReport {
     pub totp_credentials: usize,
+    pub webauthn_credentials: usize,
     pub recovery_codes: usize,
 }
 
-/// Removes every TOTP credential (pending ones too, with their sealed seeds) and every
-/// recovery code of `user`, for an administrator helping someone who lost their device.
+/// Removes every TOTP credential (pending ones too, with their sealed seeds), every WebAuthn
+/// credential (and ceremony in progress) and every recovery code of `user`, for an administrator helping someone who lost their device.
 /// Audited as `mfa.reset`. Checking that `actor` may do this is the admin use case's job.
 pub fn reset(
-    conn: &mut (impl MfaRepository + AuditRepository),
+    conn: &mut (impl MfaRepository + WebauthnRepository + AuditRepository),
     auditor: &Auditor,
     actor: Actor,
     user: UserId,
@@ -105,6 +130,8 @@ pub fn reset(
             totp_credentials += 1;
         }
     }
+    let webauthn_credentials = conn.delete_webauthn_credentials_of(&uid)?;
+    conn.delete_webauthn_ceremonies_of(&uid)?;
     let recovery_codes = conn.delete_recovery_codes_of(&uid)?;
     auditor.record(
         conn,
@@ -112,9 +139,10 @@ pub fn reset(
         Event::new(actor, Action::MfaReset)
             .target(user)
             .detail("totp_credentials", totp_credentials)
+            .detail("webauthn_credentials", webauthn_credentials)
             .detail("recovery_codes", recovery_codes),
     )?;
-    Ok(ResetReport { totp_credentials, recovery_codes })
+    Ok(ResetReport { totp_credentials, webauthn_credentials, recovery_codes })
 }
 
 /// `now` as whole Unix seconds, refusing times before the epoch.

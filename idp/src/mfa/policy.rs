@@ -3,8 +3,8 @@
 //! and what that means for a given user and session ([`decide`]). See docs/mfa.md.
 //!
 //! Pure functions, plus [`requirement_for`] and [`user_factors`], which read what they need.
-//! Nothing here is wired into login or `/authorize` yet: the login step calls [`decide`] (with
-//! the requirement of the project being entered) and acts on the [`Decision`].
+//! `/authorize` calls [`decide`] (with the requirement of the project being entered) and acts
+//! on the [`Decision`].
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -322,9 +322,20 @@ pub fn requirement_for(
     Ok(effective(Some(&o), p.as_ref()))
 }
 
-/// The user's confirmed factors (a pending enrolment is none). WebAuthn is not built yet.
-pub fn user_factors(conn: &mut impl MfaRepository, user: UserId) -> StorageResult<Vec<Method>> {
-    Ok(if super::has_second_factor(conn, user)? { vec![Method::Totp] } else { Vec::new() })
+/// The user's factors: a confirmed TOTP authenticator (a pending enrolment is none), and any
+/// WebAuthn credential (passkey or security key).
+pub fn user_factors(
+    conn: &mut (impl MfaRepository + crate::storage::webauthn::WebauthnRepository),
+    user: UserId,
+) -> StorageResult<Vec<Method>> {
+    let mut factors = Vec::new();
+    if conn.confirmed_totp_credential(&user.to_string())?.is_some() {
+        factors.push(Method::Totp);
+    }
+    if super::webauthn::has_credential(conn, user)? {
+        factors.push(Method::WebAuthn);
+    }
+    Ok(factors)
 }
 
 #[cfg(test)]

@@ -573,7 +573,7 @@ fn an_admin_reset_removes_every_factor_and_code_and_is_audited() {
     w.db.write(|c| recovery::generate(c, &w.auditor, w.bob, w.now())).unwrap();
     let secrets = w.db.read(|c| c.count_secrets()).unwrap();
     let report = w.db.write(|c| reset(c, &w.auditor, Actor::Cli, w.alice, w.now())).unwrap();
-    assert_eq!(report, ResetReport { totp_credentials: 1, recovery_codes: 10 });
+    assert_eq!(report, ResetReport { totp_credentials: 1, webauthn_credentials: 0, recovery_codes: 10 });
     assert!(!w.factor(w.alice));
     assert!(w.row(e.credential_id).is_none());
     assert_eq!(w.db.read(|c| c.count_secrets()).unwrap(), secrets - 1);

@@ -40,7 +40,7 @@ pub struct TotpEnrolment {
     pub otpauth_uri: Zeroizing<String>,
     /// The seed in base32 (RFC 4648, no padding), for typing in by hand.
     pub secret_base32: Zeroizing<String>,
-    /// The otpauth URI as a QR code: a PNG, base64 (for a `data:image/png;base64,` URL).
+    /// The otpauth URI as a QR code: an SVG, base64 (for a `data:image/svg+xml;base64,` URL).
     pub qr_svg_base64: Zeroizing<String>,
     /// Confirm before this, or enrol again.
     pub expires_at: NaiveDateTime,

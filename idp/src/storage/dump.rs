@@ -23,6 +23,7 @@ use super::passwords::PasswordCredentialRow;
 use super::pending_mfa::PendingMfaLoginRow;
 use super::schema;
 use super::scim::{ScimGroupMemberRow, ScimResourceRow};
+use super::webauthn::{WebauthnCeremonyRow, WebauthnCredentialRow};
 use super::{DbConnection, StorageError, database_columns, on_concrete};
 
 /// Rows read or inserted per statement.
@@ -152,6 +153,8 @@ backed_up_tables! {
     password_credentials: PasswordCredentialRow,
     totp_credentials: TotpCredentialRow,
     recovery_codes: RecoveryCodeRow,
+    webauthn_credentials: WebauthnCredentialRow,
+    webauthn_ceremonies: WebauthnCeremonyRow,
     organisations: OrganisationRow,
     projects: ProjectRow,
     custom_roles: CustomRoleRow,

@@ -27,6 +27,7 @@ pub mod sessions;
 pub mod settings;
 pub mod signing_keys;
 pub mod users;
+pub mod webauthn;
 
 pub(crate) use db::on_concrete;
 pub use db::{

@@ -417,3 +417,35 @@ diesel::table! {
         member_id -> Text,
     }
 }
+
+diesel::table! {
+    webauthn_credentials (id) {
+        id -> Text,
+        user_id -> Text,
+        kind -> Text,
+        name -> Text,
+        credential_id -> Text,
+        credential -> Text,
+        sign_count -> BigInt,
+        backup_eligible -> Bool,
+        backed_up -> Bool,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webauthn_ceremonies (id) {
+        id -> Text,
+        purpose -> Text,
+        user_id -> Nullable<Text>,
+        binding_hash -> Text,
+        name -> Nullable<Text>,
+        state -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(webauthn_credentials -> users (user_id));
+diesel::allow_tables_to_appear_in_same_query!(webauthn_credentials, users);

@@ -41,6 +41,18 @@ struct Extra {
     new_codes: Option<Vec<String>>,
     problem: Option<&'static str>,
     notice: Option<&'static str>,
+    /// Where an application's project sent the user from (a local path).
+    return_to: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct WebauthnView {
+    id: String,
+    name: String,
+    kind_label: &'static str,
+    synced: bool,
+    created_at: String,
+    last_used_at: Option<String>,
 }
 
 async fn render(
@@ -52,10 +64,14 @@ async fn render(
 ) -> Result<HttpResponse, WebError> {
     let s = state.clone();
     let user = session.user_id;
-    let (creds, codes) = web::block(move || {
+    let (creds, codes, keys) = web::block(move || {
         s.db.read(|conn| {
             let since = chrono::NaiveDateTime::default();
-            Ok::<_, StorageError>((totp::credentials(conn, user)?, recovery::status(conn, user, since)?))
+            Ok::<_, StorageError>((
+                totp::credentials(conn, user)?,
+                recovery::status(conn, user, since)?,
+                crate::mfa::webauthn::credentials(conn, user)?,
+            ))
         })
     })
     .await??;
@@ -70,6 +86,20 @@ async fn render(
             last_used_at: c.last_used_at.map(fmt),
         })
         .collect();
+    let keys: Vec<WebauthnView> = keys
+        .iter()
+        .map(|k| WebauthnView {
+            id: k.id.to_string(),
+            name: k.name.clone(),
+            kind_label: match k.kind {
+                crate::mfa::webauthn::Kind::Passkey => "passkey",
+                crate::mfa::webauthn::Kind::SecurityKey => "security key",
+            },
+            synced: k.backup_eligible,
+            created_at: fmt(k.created_at),
+            last_used_at: k.last_used_at.map(fmt),
+        })
+        .collect();
     let html = views.render(
         "account_mfa.html",
         context! {
@@ -77,6 +107,8 @@ async fn render(
             signed_in => true,
             csrf_token => csrf::token(&state.csrf_key, &session.id.to_string()),
             totp => confirmed,
+            webauthn_credentials => keys,
+            webauthn_available => state.webauthn.is_some(),
             recovery_total => codes.total,
             recovery_remaining => codes.remaining,
             session_amr => &session.amr,
@@ -103,12 +135,18 @@ pub async fn page(
     let notice = match query.done.as_deref() {
         Some("confirmed") => Some("Your authenticator app is set up. Sign-ins now ask for a code from it."),
         Some("removed") => Some("Your authenticator app was removed."),
+        Some("webauthn_added") if query.return_to.is_some() => {
+            Some("Your security key or passkey is set up. Sign in to the application again to continue.")
+        }
+        Some("webauthn_added") => Some("Your security key or passkey is set up."),
+        Some("webauthn_removed") => Some("The security key or passkey was removed."),
         _ if query.return_to.is_some() => Some(
             "The application you were signing in to requires a second factor. Set one up here, then sign in to it again.",
         ),
         _ => None,
     };
-    render(&state, &views, &session, Extra { notice, ..Default::default() }, StatusCode::OK).await
+    let return_to = super::routes::safe_return_to(query.return_to.as_deref());
+    render(&state, &views, &session, Extra { notice, return_to, ..Default::default() }, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -279,7 +317,8 @@ pub async fn recovery_codes(
     })
     .await??;
     let Some(codes) = codes else {
-        let problem = Some("Set up an authenticator app first: recovery codes stand in for it.");
+        let problem =
+            Some("Set up an authenticator app, a security key or a passkey first: recovery codes stand in for it.");
         return render(&state, &views, &session, Extra { problem, ..Default::default() }, StatusCode::BAD_REQUEST)
             .await;
     };

@@ -22,7 +22,7 @@ pub fn pending_cookie_name(https: bool) -> &'static str {
     if https { "__Host-idp_mfa" } else { "idp_mfa" }
 }
 
-fn pending_cookie(state: &AppState, value: String) -> Cookie<'static> {
+pub(super) fn pending_cookie(state: &AppState, value: String) -> Cookie<'static> {
     Cookie::build(pending_cookie_name(state.config.is_https()), value)
         .path("/")
         .http_only(true)
@@ -41,31 +41,44 @@ pub fn ask_for_second_factor(state: &AppState, pending: &PendingToken) -> HttpRe
         .finish()
 }
 
-fn form_token(state: &AppState, pending: &str) -> String {
+pub(super) fn form_token(state: &AppState, pending: &str) -> String {
     csrf::token(&state.csrf_key, &format!("mfa:{pending}"))
 }
 
-const NO_PENDING: WebError = WebError::BadRequest(
+pub(super) const NO_PENDING: WebError = WebError::BadRequest(
     "There is no sign-in waiting for a code (it expired or was already used). Please sign in again.",
 );
 
-fn pending_token(req: &HttpRequest, state: &AppState) -> Option<String> {
+pub(super) fn pending_token(req: &HttpRequest, state: &AppState) -> Option<String> {
     req.cookie(pending_cookie_name(state.config.is_https())).map(|c| c.value().to_owned())
 }
 
-fn render(
-    state: &AppState,
+async fn render(
+    state: &web::Data<AppState>,
     views: &Views,
     token: &str,
+    user: crate::domain::UserId,
     problem: Option<&str>,
     status: StatusCode,
 ) -> Result<HttpResponse, WebError> {
+    let s = state.clone();
+    let (totp, webauthn) = web::block(move || {
+        s.db.read(|conn| {
+            use crate::storage::mfa::MfaRepository;
+            let totp = conn.confirmed_totp_credential(&user.to_string())?.is_some();
+            let webauthn = s.webauthn.is_some() && crate::mfa::webauthn::has_credential(conn, user)?;
+            Ok::<_, crate::storage::StorageError>((totp, webauthn))
+        })
+    })
+    .await??;
     let html = views.render(
         "login_mfa.html",
         context! {
             product_name => &state.config.product_name,
             csrf_token => form_token(state, token),
             problem => problem,
+            totp => totp,
+            webauthn => webauthn,
         },
     )?;
     Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(html))
@@ -85,10 +98,8 @@ pub async fn page(
         s.db.read(|conn| mfa_login::find(conn, now, Some(&t)))
     })
     .await??;
-    if found.is_none() {
-        return Err(NO_PENDING);
-    }
-    render(&state, &views, &token, None, StatusCode::OK)
+    let Some(pending) = found else { return Err(NO_PENDING) };
+    render(&state, &views, &token, pending.user_id, None, StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +170,7 @@ pub async fn submit(
     let finished = match done {
         Ok(Ok(f)) => f,
         Ok(Err(MfaLoginError::NoPendingLogin)) => return Err(NO_PENDING),
+        Ok(Err(MfaLoginError::Disabled)) => return Err(WebError::Forbidden("This account is disabled.")),
         Ok(Err(MfaLoginError::Refused(e))) => {
             let problem = match e {
                 MfaError::Malformed(_) if !form.recovery_code.trim().is_empty() => {
@@ -168,7 +180,7 @@ pub async fn submit(
                 _ if !form.recovery_code.trim().is_empty() => "That recovery code is not valid (or was used already).",
                 _ => "That code is not valid. Wait for the next code in your app and try again.",
             };
-            return render(&state, &views, &token, Some(problem), StatusCode::UNAUTHORIZED);
+            return render(&state, &views, &token, user, Some(problem), StatusCode::UNAUTHORIZED).await;
         }
         Err(crate::storage::StorageError::Conflict(_)) => return Err(NO_PENDING),
         Err(e) => return Err(e.into()),

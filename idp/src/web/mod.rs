@@ -19,6 +19,7 @@ pub mod routes;
 pub mod scim;
 pub mod tokens;
 pub mod views;
+pub mod webauthn;
 
 use actix_web::http::StatusCode;
 use actix_web::middleware::from_fn;
@@ -48,6 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 // Before `/{connector}`: no connector can be called `mfa`.
                 .route("/mfa", web::get().to(mfa::page))
                 .route("/mfa", web::post().to(mfa::submit))
+                .route("/mfa/webauthn/start", web::post().to(webauthn::second_factor_start))
+                .route("/mfa/webauthn/finish", web::post().to(webauthn::second_factor_finish))
+                .route("/passkey/start", web::post().to(webauthn::passkey_start))
+                .route("/passkey/finish", web::post().to(webauthn::passkey_finish))
                 .route("/{connector}", web::get().to(login::start))
                 .route("/{connector}/link", web::post().to(login::link)),
         )
@@ -59,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/strength", web::post().to(password::strength)),
         )
         .route("/static/password.js", web::get().to(routes::password_script))
+        .route("/static/webauthn.js", web::get().to(webauthn::script))
         .service(
             web::scope("/callback")
                 .wrap(from_fn(middleware::auth_rate_limit))
@@ -147,6 +153,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/mfa/totp/confirm", web::post().to(account::confirm))
         .route("/account/mfa/totp/remove", web::post().to(account::remove))
         .route("/account/mfa/recovery", web::post().to(account::recovery_codes))
+        .route("/account/mfa/webauthn/register/start", web::post().to(webauthn::register_start))
+        .route("/account/mfa/webauthn/register/finish", web::post().to(webauthn::register_finish))
+        .route("/account/mfa/webauthn/remove", web::post().to(webauthn::remove))
         .route("/sessions/{id}/end", web::post().to(routes::end_session))
         .route("/identities/{id}/unlink", web::post().to(routes::unlink_identity))
         // SCIM 2.0 for organisations' identity providers (organisation tokens).

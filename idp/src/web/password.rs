@@ -43,6 +43,11 @@ pub fn pre_session(req: &HttpRequest, state: &AppState) -> (String, Option<Cooki
     }
 }
 
+/// The login page's pre-session cookie value, when the browser has a well-formed one.
+pub fn pre_binding(req: &HttpRequest, state: &AppState) -> Option<String> {
+    req.cookie(pre_cookie_name(state.config.is_https())).map(|c| c.value().to_owned()).filter(|v| v.len() == 43)
+}
+
 pub fn pre_token(state: &AppState, binding: &str) -> String {
     csrf::token(&state.csrf_key, &format!("pre:{binding}"))
 }

@@ -173,7 +173,9 @@ pub async fn login_page(
         .iter()
         .map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() })
         .collect();
-    let (binding, pre_cookie) = if state.config.password_login {
+    // The pre-session binds the password form and the passkey ceremony to this browser.
+    let passkey_login = state.webauthn.is_some();
+    let (binding, pre_cookie) = if state.config.password_login || passkey_login {
         let (b, c) = super::password::pre_session(&req, &state);
         (Some(b), c)
     } else {
@@ -188,6 +190,7 @@ pub async fn login_page(
             discovery => state.connectors.all().iter().any(|c| !c.spec().domains.is_empty()),
             unknown_domain => query.unknown_domain.is_some(),
             password_login => state.config.password_login,
+            passkey_login => passkey_login,
             signup_open => state.config.password_login && state.config.signup != crate::config::Signup::Invite,
             csrf_token => binding.map(|b| super::password::pre_token(&state, &b)),
         },

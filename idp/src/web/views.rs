@@ -24,6 +24,7 @@ const BUILTIN: &[(&str, &str)] = &[
 
 pub const STYLESHEET: &str = include_str!("../../../templates/static/idp.css");
 pub const PASSWORD_SCRIPT: &str = include_str!("../../../templates/static/password.js");
+pub const WEBAUTHN_SCRIPT: &str = include_str!("../../../templates/static/webauthn.js");
 
 #[derive(Clone)]
 pub struct Views {
