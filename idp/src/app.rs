@@ -56,6 +56,8 @@ pub struct AppState {
     pub oidc: crate::oidc::Provider,
     /// API token validation, with its in-process cache.
     pub tokens: Arc<crate::tokens::Validator>,
+    /// Our SAML service-provider key and certificate, one for every connection.
+    pub saml_sp: Arc<crate::upstream::saml::SpKeys>,
 }
 
 /// Opens the database without migrating it (restore runs the migrations itself); creates the
@@ -185,7 +187,7 @@ fn ensure_signing_keys(
 pub fn build_state(config: Config) -> Result<AppState, StartError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let db = open_database(&config)?;
-    let (keys, auditor, csrf_key, signer) = db.write(|conn| -> Result<_, StartError> {
+    let (keys, auditor, csrf_key, signer, saml_sp) = db.write(|conn| -> Result<_, StartError> {
         let now = clock.now_naive();
         let keys = load_master_keys(&config, conn)?;
         let first_start = conn.setting("initialised_at")?.is_none();
@@ -202,7 +204,8 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
             )?;
         }
         let signer = crate::oidc::keys::Signer::load(conn, &keys, now)?;
-        Ok((keys, auditor, csrf_key, signer))
+        let saml_sp = crate::upstream::saml::sp::load_or_create(conn, &keys, now)?;
+        Ok((keys, auditor, csrf_key, signer, saml_sp))
     })?;
     let oidc = crate::oidc::Provider::new(config.base_url(), config.clients.clone(), signer);
     oidc.clients.replace_stored(db.read(crate::admin::clients::load)?);
@@ -226,6 +229,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         backups: Arc::default(),
         oidc,
         tokens: Arc::new(validator),
+        saml_sp: Arc::new(saml_sp),
     })
 }
 

@@ -36,6 +36,7 @@ pub mod domain;
 pub mod maintenance;
 pub mod mfa;
 pub mod oidc;
+pub mod saml_config;
 pub mod storage;
 pub mod tokens;
 pub mod upstream;

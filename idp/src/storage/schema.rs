@@ -394,3 +394,12 @@ diesel::table! {
 
 diesel::joinable!(oauth_clients -> projects (project_id));
 diesel::allow_tables_to_appear_in_same_query!(oauth_clients, projects);
+
+diesel::table! {
+    saml_assertions (id) {
+        id -> Text,
+        connector_id -> Text,
+        seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
