@@ -87,6 +87,15 @@ pub fn prescan_unsigned_ok(xml: &str) -> Result<Shape, SamlRejection> {
                     return Err(SamlRejection::Signature("a transform other than enveloped-signature and exc-c14n"));
                 }
             }
+            b"SignatureMethod" | b"DigestMethod" if in_dsig => {
+                let alg = attr(b"Algorithm").unwrap_or_default();
+                let known = ALGORITHMS.iter().any(|a| a.signature_uri() == alg || a.digest_uri() == alg);
+                if !known {
+                    return Err(SamlRejection::Signature(
+                        "an algorithm other than RSA or ECDSA with SHA-256 or stronger",
+                    ));
+                }
+            }
             b"Reference" if in_dsig => {
                 let uri = attr(b"URI").unwrap_or_default();
                 if !uri.starts_with('#') || uri.len() < 2 {

@@ -1,0 +1,411 @@
+//! SAML 2.0 login end to end: idp as the SP, samlify (tests/peers/saml/mint.js) as the IdP
+//! minting good and deliberately broken responses, on SQLite and PostgreSQL. Every refusal
+//! asserts: a 4xx page without internals, no session, no user created or changed.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod harness;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use harness::peers::Browser;
+use harness::{Server, TestDb, free_port, idp, run, text};
+
+use serde_json::{Value, json};
+
+const IDP_ENTITY: &str = "urn:test:samlify-idp";
+
+fn peer_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/saml")
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    server: Server,
+    env: Vec<(String, String)>,
+}
+
+fn world(db: &TestDb) -> World {
+    assert!(
+        peer_dir().join("node_modules/samlify").exists(),
+        "tests/peers/saml is not installed: run ./scripts/test (or npm ci --prefix tests/peers/saml)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cert = peer_dir().join("certs/idp-cert.pem");
+    let common = format!(
+        "type = \"saml\"\npreset = \"okta\"\nidp_entity_id = \"{IDP_ENTITY}\"\nsso_url = \"http://127.0.0.1:9/sso\"\nidp_certificate_file = \"{}\"\n",
+        cert.display()
+    );
+    let toml = format!(
+        "signup = \"open\"\n\n[[connectors]]\nid = \"okta\"\nname = \"Okta\"\n{common}role_mappings = [{{ group = \"admins\", organisation = \"acme\", role = \"admin\" }}]\n\n[[connectors]]\nid = \"dash\"\nname = \"Okta dashboard\"\nallow_idp_initiated = true\n{common}"
+    );
+    let config = dir.path().join("idp.toml");
+    std::fs::write(&config, toml).unwrap();
+    let mut env = vec![("IDP_CONFIG".to_owned(), config.display().to_string())];
+    if db.is_postgres() {
+        env.push(("IDP_DATABASE_URL".to_owned(), db.url()));
+    }
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_at(dir.path(), port, &refs);
+    World { dir, server, env }
+}
+
+impl World {
+    fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = idp(self.dir.path());
+        cmd.args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn users(&self) -> String {
+        self.cli(&["user", "list"])
+    }
+
+    fn acs(&self, connector: &str) -> String {
+        self.server.url(&format!("/saml/{connector}/acs"))
+    }
+
+    fn sp(&self, connector: &str) -> String {
+        self.server.url(&format!("/saml/{connector}/metadata"))
+    }
+
+    /// Options for a good response to `request_id` at connector `okta`.
+    fn good(&self, request_id: Option<&str>, name_id: &str) -> Value {
+        let mut o = json!({
+            "acs": self.acs("okta"), "sp": self.sp("okta"), "issuer": IDP_ENTITY, "nameId": name_id,
+            "attributes": { "email": [name_id], "firstName": ["Alice"], "lastName": ["Liddell"], "groups": ["admins", "staff"] },
+        });
+        if let Some(r) = request_id {
+            o["inResponseTo"] = json!(r);
+        }
+        o
+    }
+
+    fn signed_in(&self, b: &mut Browser) -> bool {
+        let page = b.open(&self.server.url("/"));
+        page.status == 200 && page.body.contains("Signed in")
+    }
+}
+
+fn mint(options: &Value) -> String {
+    let out = Command::new("node").arg(peer_dir().join("mint.js")).arg(options.to_string()).output().unwrap();
+    assert!(out.status.success(), "mint.js: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Starts a login at `/login/{connector}`: (AuthnRequest id, RelayState, the redirect URL).
+fn start(w: &World, b: &mut Browser, connector: &str) -> (String, String, url::Url) {
+    let to = b.open_until(&w.server.url(&format!("/login/{connector}")), "127.0.0.1:9/sso");
+    let url = url::Url::parse(&to).unwrap();
+    let q = |k: &str| url.query_pairs().find(|(n, _)| n == k).map(|(_, v)| v.into_owned());
+    let relay = q("RelayState").expect("RelayState");
+    let deflated =
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, q("SAMLRequest").unwrap()).unwrap();
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(deflated.as_slice()).read_to_string(&mut xml).unwrap();
+    let id = xml.split("ID=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    (id, relay, url)
+}
+
+fn form(saml_response: &str, relay: Option<&str>) -> String {
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    match relay {
+        Some(r) => format!("SAMLResponse={}&RelayState={}", enc(saml_response), enc(r)),
+        None => format!("SAMLResponse={}", enc(saml_response)),
+    }
+}
+
+/// Posts to the ACS as the IdP's auto-submitting form does (from the IdP's origin).
+fn post(b: &mut Browser, acs: &str, body: &str) -> (u16, String) {
+    b.post_form_page(acs, "http://127.0.0.1:9", body)
+}
+
+fn assert_refused(w: &World, b: &mut Browser, (status, page): (u16, String), users_before: &str) {
+    assert!((400..500).contains(&status), "want a 4xx, got {status}: {page}");
+    assert!(
+        !page.contains("diesel") && !page.contains("xmlsec") && !page.contains("samael"),
+        "internals leaked: {page}"
+    );
+    assert!(!w.signed_in(b), "a session was created");
+    assert_eq!(w.users(), users_before, "a user was created or changed");
+}
+
+/// A fresh SP-initiated login whose response is minted from `good` options changed by `edit`,
+/// and expected to be refused for `reason` (as logged).
+fn refused_with(db: &TestDb, reason: &str, edit: impl FnOnce(&World, &mut Value)) {
+    let w = world(db);
+    let before = w.users();
+    let mut b = Browser::new();
+    let (id, relay, _) = start(&w, &mut b, "okta");
+    let mut o = w.good(Some(&id), "mallory@example.test");
+    edit(&w, &mut o);
+    let r = post(&mut b, &w.acs("okta"), &form(&mint(&o), Some(&relay)));
+    assert_refused(&w, &mut b, r, &before);
+    let port = w.server.base.rsplit(':').next().unwrap().to_owned();
+    let log =
+        w.server.stderr() + &std::fs::read_to_string(w.dir.path().join(format!("idp-{port}.log"))).unwrap_or_default();
+    assert!(log.contains(reason), "refused, but not because of {reason:?}:\n{log}");
+}
+
+fn good_login_creates_the_user_with_groups_and_a_session(db: &TestDb) {
+    let w = world(db);
+    w.cli(&["org", "create", "--name", "Acme", "--slug", "acme"]);
+    let md = Browser::new().open(&w.sp("okta"));
+    assert_eq!(md.status, 200);
+    assert!(
+        md.body.contains("EntityDescriptor") && md.body.contains(&w.acs("okta")) && md.body.contains("X509Certificate")
+    );
+    let mut b = Browser::new();
+    let (id, relay, url) = start(&w, &mut b, "okta");
+    assert!(
+        url.query().unwrap().contains("SigAlg=") && url.query().unwrap().contains("Signature="),
+        "signed AuthnRequest"
+    );
+    let (status, page) = b.post_form_page(
+        &w.acs("okta"),
+        "http://127.0.0.1:9",
+        &form(&mint(&w.good(Some(&id), "alice@example.test")), Some(&relay)),
+    );
+    assert_eq!(status, 303, "{page}");
+    assert!(w.signed_in(&mut b));
+    let users = w.users();
+    assert!(users.contains("alice@example.test"), "{users}");
+    assert_eq!(users.lines().count(), 1);
+    // The relay state was consumed: the same response again is refused.
+    let mut b2 = Browser::new();
+    let again = post(&mut b2, &w.acs("okta"), &form(&mint(&w.good(Some(&id), "alice@example.test")), Some(&relay)));
+    assert_refused(&w, &mut b2, again, &users);
+}
+
+fn replay_is_refused(db: &TestDb) {
+    let w = world(db);
+    let mut o = w.good(None, "alice@example.test");
+    o["acs"] = json!(w.acs("dash"));
+    o["sp"] = json!(w.sp("dash"));
+    let response = mint(&o);
+    let mut b = Browser::new();
+    let (status, page) = b.post_form_page(&w.acs("dash"), "http://127.0.0.1:9", &form(&response, None));
+    assert_eq!(status, 303, "IdP-initiated login where allowed: {page}");
+    let users = w.users();
+    let mut b2 = Browser::new();
+    let r = post(&mut b2, &w.acs("dash"), &form(&response, None));
+    assert_refused(&w, &mut b2, r, &users);
+}
+
+fn unsolicited_is_refused_while_idp_initiated_is_off(db: &TestDb) {
+    let w = world(db);
+    let before = w.users();
+    let mut b = Browser::new();
+    let r = post(&mut b, &w.acs("okta"), &form(&mint(&w.good(None, "mallory@example.test")), None));
+    assert_refused(&w, &mut b, r, &before);
+}
+
+fn unknown_in_response_to(db: &TestDb) {
+    refused_with(db, "InResponseTo: does not match", |_, o| o["inResponseTo"] = json!("_not-our-request"));
+}
+
+fn another_browsers_request(db: &TestDb) {
+    let w = world(db);
+    let before = w.users();
+    let mut victim = Browser::new();
+    let (victim_id, _, _) = start(&w, &mut victim, "okta");
+    let mut attacker = Browser::new();
+    let (_, attacker_relay, _) = start(&w, &mut attacker, "okta");
+    // The victim's request id with the attacker's flow.
+    let r = post(
+        &mut attacker,
+        &w.acs("okta"),
+        &form(&mint(&w.good(Some(&victim_id), "mallory@example.test")), Some(&attacker_relay)),
+    );
+    assert_refused(&w, &mut attacker, r, &before);
+    // And the attacker's RelayState from the victim's browser (no flow cookie of that flow).
+    let (attacker_id, attacker_relay, _) = start(&w, &mut attacker, "okta");
+    let r = post(
+        &mut victim,
+        &w.acs("okta"),
+        &form(&mint(&w.good(Some(&attacker_id), "mallory@example.test")), Some(&attacker_relay)),
+    );
+    assert_refused(&w, &mut victim, r, &before);
+}
+
+fn signed_by_another_key(db: &TestDb) {
+    refused_with(db, "not signed by the pinned certificate", |_, o| o["key"] = json!("other"));
+}
+fn signatures_removed(db: &TestDb) {
+    refused_with(db, "signature: unsigned", |_, o| o["tamper"] = json!("strip-signatures"));
+}
+fn signature_values_emptied(db: &TestDb) {
+    refused_with(db, "not signed by the pinned certificate", |_, o| o["tamper"] = json!("strip-signature-values"));
+}
+fn unsigned_assertion_in_signed_response(db: &TestDb) {
+    refused_with(db, "the assertion itself is not signed", |_, o| o["signAssertion"] = json!(false));
+}
+fn assertion_signature_removed_from_signed_response(db: &TestDb) {
+    refused_with(db, "not signed by the pinned certificate", |_, o| o["tamper"] = json!("strip-assertion-signature"));
+}
+fn sha1_signature(db: &TestDb) {
+    refused_with(db, "SHA-256 or stronger", |_, o| o["sha1"] = json!(true));
+}
+fn xslt_transform(db: &TestDb) {
+    refused_with(db, "a transform other than", |_, o| o["tamper"] = json!("xslt"));
+}
+fn doctype_xxe(db: &TestDb) {
+    refused_with(db, "a DOCTYPE", |_, o| o["tamper"] = json!("doctype"));
+}
+fn billion_laughs(db: &TestDb) {
+    refused_with(db, "a DOCTYPE", |_, o| o["tamper"] = json!("billion-laughs"));
+}
+fn wrong_audience(db: &TestDb) {
+    refused_with(db, "we are not the audience", |_, o| o["audience"] = json!("https://another-sp.example/metadata"));
+}
+fn missing_audience(db: &TestDb) {
+    refused_with(db, "no AudienceRestriction", |_, o| o["audience"] = Value::Null);
+}
+fn wrong_recipient(db: &TestDb) {
+    refused_with(db, "Recipient is not our ACS", |w, o| o["recipient"] = json!(w.acs("dash")));
+}
+fn wrong_destination(db: &TestDb) {
+    refused_with(db, "Destination is not our ACS", |w, o| o["destination"] = json!(w.acs("dash")));
+}
+fn wrong_issuer(db: &TestDb) {
+    refused_with(db, "the Response's Issuer", |_, o| o["issuer"] = json!("urn:test:another-idp"));
+}
+fn wrong_assertion_issuer(db: &TestDb) {
+    refused_with(db, "the assertion's Issuer", |_, o| o["assertionIssuer"] = json!("urn:test:another-idp"));
+}
+fn expired(db: &TestDb) {
+    refused_with(db, "expired (", |_, o| {
+        o["notOnOrAfter"] = json!(-600);
+        o["issueInstant"] = json!(-200);
+    });
+}
+fn not_yet_valid(db: &TestDb) {
+    refused_with(db, "not yet valid", |_, o| o["notBefore"] = json!(600));
+}
+fn stale_issue_instant(db: &TestDb) {
+    refused_with(db, "IssueInstant too old", |_, o| o["issueInstant"] = json!(-3600));
+}
+fn future_issue_instant(db: &TestDb) {
+    refused_with(db, "IssueInstant in the future", |_, o| o["issueInstant"] = json!(3600));
+}
+
+fn failed_status_is_a_clear_refusal(db: &TestDb) {
+    let w = world(db);
+    let before = w.users();
+    let mut b = Browser::new();
+    let (id, relay, _) = start(&w, &mut b, "okta");
+    let mut o = w.good(Some(&id), "alice@example.test");
+    o["status"] = json!("urn:oasis:names:tc:SAML:2.0:status:Responder");
+    o["noAssertion"] = json!(true);
+    o["signAssertion"] = json!(false);
+    let r = post(&mut b, &w.acs("okta"), &form(&mint(&o), Some(&relay)));
+    assert_eq!(r.0, 403, "{}", r.1);
+    assert!(r.1.contains("refused"), "{}", r.1);
+    assert_refused(&w, &mut b, r, &before);
+}
+
+fn xsw(db: &TestDb, variant: &str) {
+    refused_with(db, "SAML response refused", |_, o| {
+        o["tamper"] = json!(variant);
+        o["evilNameId"] = json!("victim@example.test");
+    });
+}
+fn xsw1(db: &TestDb) {
+    xsw(db, "xsw1")
+}
+fn xsw2(db: &TestDb) {
+    xsw(db, "xsw2")
+}
+fn xsw3(db: &TestDb) {
+    xsw(db, "xsw3")
+}
+fn xsw4(db: &TestDb) {
+    xsw(db, "xsw4")
+}
+fn xsw5(db: &TestDb) {
+    xsw(db, "xsw5")
+}
+fn xsw6(db: &TestDb) {
+    xsw(db, "xsw6")
+}
+fn xsw7(db: &TestDb) {
+    xsw(db, "xsw7")
+}
+fn xsw8(db: &TestDb) {
+    xsw(db, "xsw8")
+}
+
+/// `user@evil.com<!---->.victim.com`: the comment is outside the signed (c14n) bytes, and the
+/// NameID is read whole from what was verified, never cut at the comment.
+fn nameid_comment_is_read_whole(db: &TestDb) {
+    let w = world(db);
+    let mut b = Browser::new();
+    let (id, relay, _) = start(&w, &mut b, "okta");
+    let mut o = w.good(Some(&id), "user@evil.com.victim.com");
+    o["tamper"] = json!("nameid-comment");
+    o["attributes"] = json!({});
+    let (status, page) = b.post_form_page(&w.acs("okta"), "http://127.0.0.1:9", &form(&mint(&o), Some(&relay)));
+    let users = w.users();
+    assert!(!users.lines().any(|l| l.contains("user@evil.com ") || l.trim_end().ends_with("user@evil.com")), "{users}");
+    if status == 303 {
+        assert!(users.contains("user@evil.com.victim.com"), "{users}");
+    } else {
+        assert!((400..500).contains(&status), "{status}: {page}");
+        assert_eq!(users, "");
+    }
+}
+
+fn oversized_response_is_refused(db: &TestDb) {
+    let w = world(db);
+    let before = w.users();
+    let mut b = Browser::new();
+    let (_, relay, _) = start(&w, &mut b, "okta");
+    let huge = "A".repeat(100 * 1024);
+    let r = post(&mut b, &w.acs("okta"), &form(&huge, Some(&relay)));
+    assert_refused(&w, &mut b, r, &before);
+}
+
+on_both_backends!(
+    good_login_creates_the_user_with_groups_and_a_session,
+    replay_is_refused,
+    unsolicited_is_refused_while_idp_initiated_is_off,
+    unknown_in_response_to,
+    another_browsers_request,
+    signed_by_another_key,
+    signatures_removed,
+    signature_values_emptied,
+    unsigned_assertion_in_signed_response,
+    assertion_signature_removed_from_signed_response,
+    sha1_signature,
+    xslt_transform,
+    doctype_xxe,
+    billion_laughs,
+    wrong_audience,
+    missing_audience,
+    wrong_recipient,
+    wrong_destination,
+    wrong_issuer,
+    wrong_assertion_issuer,
+    expired,
+    not_yet_valid,
+    stale_issue_instant,
+    future_issue_instant,
+    failed_status_is_a_clear_refusal,
+    xsw1,
+    xsw2,
+    xsw3,
+    xsw4,
+    xsw5,
+    xsw6,
+    xsw7,
+    xsw8,
+    nameid_comment_is_read_whole,
+    oversized_response_is_refused,
+);
