@@ -64,6 +64,13 @@ impl World {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    fn database_url(&self) -> String {
+        match self.env.iter().find(|(k, _)| k == "IDP_DATABASE_URL") {
+            Some((_, url)) => url.clone(),
+            None => format!("sqlite://{}", self.dir.path().join("idp-data/idp.sqlite").display()),
+        }
+    }
+
     fn users(&self) -> String {
         self.cli(&["user", "list"])
     }
@@ -178,10 +185,57 @@ fn good_login_creates_the_user_with_groups_and_a_session(db: &TestDb) {
     let users = w.users();
     assert!(users.contains("alice@example.test"), "{users}");
     assert_eq!(users.lines().count(), 1);
+    // The groups attribute gave the admin role in acme; a login without the group takes it away.
+    let members = || {
+        use idp::storage::organisations::OrganisationRepository;
+        let db = idp::storage::Db::open(&idp::storage::DatabaseUrl::parse(&w.database_url()).unwrap(), 1).unwrap();
+        let org = db.read(|c| c.find_organisation_by_slug("acme")).unwrap().unwrap();
+        db.read(|c| c.organisation_members(org.id)).unwrap()
+    };
+    let m = members();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].role, idp::domain::role::RoleRef::Builtin(idp::domain::role::BuiltinRole::Admin));
+    assert_eq!(m[0].source.as_deref(), Some("connector:okta"));
+    let mut b3 = Browser::new();
+    let (id3, relay3, _) = start(&w, &mut b3, "okta");
+    let mut o = w.good(Some(&id3), "alice@example.test");
+    o["attributes"]["groups"] = json!(["staff"]);
+    assert_eq!(post(&mut b3, &w.acs("okta"), &form(&mint(&o), Some(&relay3))).0, 303);
+    assert!(members().is_empty(), "the mapped role is removed with the group");
+    let users = w.users();
     // The relay state was consumed: the same response again is refused.
     let mut b2 = Browser::new();
     let again = post(&mut b2, &w.acs("okta"), &form(&mint(&w.good(Some(&id), "alice@example.test")), Some(&relay)));
     assert_refused(&w, &mut b2, again, &users);
+}
+
+/// A connection an organisation adds with `idp connector create`: the certificate is stored
+/// (not its path), the running server picks it up, and a login through it works.
+fn an_organisation_adds_its_own_saml_connection(db: &TestDb) {
+    let w = world(db);
+    w.cli(&["org", "create", "--name", "Acme", "--slug", "acme"]);
+    let cert = w.dir.path().join("acme-idp.pem");
+    std::fs::copy(peer_dir().join("certs/idp-cert.pem"), &cert).unwrap();
+    let file = w.dir.path().join("acme.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "id = \"acme-okta\"\ntype = \"saml\"\nname = \"Acme Okta\"\npreset = \"okta\"\nidp_entity_id = \"{IDP_ENTITY}\"\nsso_url = \"http://127.0.0.1:9/sso\"\nidp_certificate_file = \"{}\"\n",
+            cert.display()
+        ),
+    )
+    .unwrap();
+    w.cli(&["connector", "create", "--org", "acme", "--file", &file.display().to_string()]);
+    std::fs::remove_file(&cert).unwrap();
+    let mut b = Browser::new();
+    let (id, relay, _) = start(&w, &mut b, "acme-okta");
+    let mut o = w.good(Some(&id), "carol@example.test");
+    o["acs"] = json!(w.acs("acme-okta"));
+    o["sp"] = json!(w.sp("acme-okta"));
+    let (status, page) = post(&mut b, &w.acs("acme-okta"), &form(&mint(&o), Some(&relay)));
+    assert_eq!(status, 303, "{page}");
+    assert!(w.signed_in(&mut b));
+    assert!(w.users().contains("carol@example.test"));
 }
 
 fn replay_is_refused(db: &TestDb) {
@@ -374,6 +428,7 @@ fn oversized_response_is_refused(db: &TestDb) {
 
 on_both_backends!(
     good_login_creates_the_user_with_groups_and_a_session,
+    an_organisation_adds_its_own_saml_connection,
     replay_is_refused,
     unsolicited_is_refused_while_idp_initiated_is_off,
     unknown_in_response_to,

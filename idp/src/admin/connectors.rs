@@ -46,8 +46,17 @@ pub fn create(
     let org = find_organisation(conn, organisation)?.ok_or(AdminError::NotFound("organisation"))?;
     let secret_id =
         conn.seal_secret(keys, SecretPurpose::UpstreamClientSecret, spec.client_secret.expose().as_bytes(), now)?;
-    let settings =
+    let mut settings =
         ConnectorConfig { client_secret: None, client_secret_env: None, client_secret_file: None, ..config.clone() };
+    // A SAML connection's certificate or metadata is stored itself, not as a path on this host.
+    if let Some(path) = settings.idp_certificate_file.take() {
+        settings.idp_certificate =
+            Some(std::fs::read_to_string(&path).map_err(|e| AdminError::Invalid(format!("{}: {e}", path.display())))?);
+    }
+    if let Some(path) = settings.idp_metadata_file.take() {
+        settings.idp_metadata =
+            Some(std::fs::read_to_string(&path).map_err(|e| AdminError::Invalid(format!("{}: {e}", path.display())))?);
+    }
     let settings = serde_json::to_string(&settings).map_err(|e| AdminError::Invalid(e.to_string()))?;
     conn.insert_organisation_connector(&OrganisationConnectorRow {
         id: spec.id.to_string(),
@@ -101,7 +110,12 @@ pub fn load(
             Err(e) => return Err(e),
         };
         let config: Result<ConnectorConfig, _> = serde_json::from_str(&row.settings);
-        match config.map(|c| validate_one(&ConnectorConfig { client_secret: Some(secret), ..c })) {
+        // A SAML connection has no client secret (an empty one is sealed in its place).
+        let with_secret = |c: ConnectorConfig| match c.kind {
+            crate::config::ConnectorKind::Saml => c,
+            _ => ConnectorConfig { client_secret: Some(secret.clone()), ..c },
+        };
+        match config.map(|c| validate_one(&with_secret(c))) {
             Ok(Ok(spec)) => out.push(spec),
             _ => tracing::error!(connector = %row.id, "a stored connector no longer validates; skipped"),
         }
