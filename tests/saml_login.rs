@@ -171,10 +171,20 @@ fn good_login_creates_the_user_with_groups_and_a_session(db: &TestDb) {
     );
     let mut b = Browser::new();
     let (id, relay, url) = start(&w, &mut b, "okta");
-    assert!(
-        url.query().unwrap().contains("SigAlg=") && url.query().unwrap().contains("Signature="),
-        "signed AuthnRequest"
-    );
+    // The AuthnRequest is signed (HTTP-Redirect binding: RSA-SHA256 over the query as sent) with
+    // the key whose certificate our metadata publishes.
+    let query = url.query().unwrap();
+    let (signed, signature) = query.split_once("&Signature=").expect("a signed AuthnRequest");
+    assert!(signed.contains("&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256"), "{signed}");
+    let signature: String =
+        url::form_urlencoded::parse(format!("s={signature}").as_bytes()).next().unwrap().1.into_owned();
+    let cert_b64 = md.body.split("<ds:X509Certificate>").nth(1).unwrap().split('<').next().unwrap();
+    let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, cert_b64).unwrap();
+    let key = openssl::x509::X509::from_der(&der).unwrap().public_key().unwrap();
+    let mut verifier = openssl::sign::Verifier::new(openssl::hash::MessageDigest::sha256(), &key).unwrap();
+    verifier.update(signed.as_bytes()).unwrap();
+    let raw = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, signature).unwrap();
+    assert!(verifier.verify(&raw).unwrap(), "the AuthnRequest signature verifies with our metadata's certificate");
     let (status, page) = b.post_form_page(
         &w.acs("okta"),
         "http://127.0.0.1:9",
