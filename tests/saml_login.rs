@@ -436,7 +436,90 @@ fn oversized_response_is_refused(db: &TestDb) {
     assert_refused(&w, &mut b, r, &before);
 }
 
+/// pysaml2 as the IdP, with metadata exchanged both ways: idp reads the IdP's metadata
+/// (`idp_metadata_file`), pysaml2 trusts idp's SP metadata and so checks our AuthnRequest's
+/// signature and ACS; then its signed response signs the user in.
+fn pysaml2_login_with_metadata_exchanged_both_ways(db: &TestDb) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/pysaml2");
+    let python = dir.join(".venv/bin/python");
+    assert!(python.exists(), "tests/peers/pysaml2 is not installed: run ./scripts/test");
+    let port = free_port();
+    let certs = peer_dir().join("certs");
+    let mut child = Command::new(&python)
+        .arg(dir.join("idp.py"))
+        .env("PORT", port.to_string())
+        .env("CERT", certs.join("idp-cert.pem"))
+        .env("KEY", certs.join("idp-key.pem"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let peer = format!("http://127.0.0.1:{port}");
+    let mut md = None;
+    for _ in 0..200 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("pysaml2 exited with {status}");
+        }
+        if let Ok(r) = harness::client().get(format!("{peer}/metadata")).send() {
+            if r.status() == 200 {
+                md = Some(r.text().unwrap());
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _peer = Kill(child);
+    let dir = tempfile::tempdir().unwrap();
+    let md_file = dir.path().join("pysaml2.xml");
+    std::fs::write(&md_file, md.expect("pysaml2 metadata")).unwrap();
+    let config = dir.path().join("idp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "signup = \"open\"\n\n[[connectors]]\nid = \"py\"\ntype = \"saml\"\nname = \"pysaml2\"\npreset = \"okta\"\nidp_metadata_file = \"{}\"\n",
+            md_file.display()
+        ),
+    )
+    .unwrap();
+    let mut env = vec![("IDP_CONFIG".to_owned(), config.display().to_string())];
+    if db.is_postgres() {
+        env.push(("IDP_DATABASE_URL".to_owned(), db.url()));
+    }
+    let refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start(dir.path(), &refs);
+    let sp_md = format!("{}/saml/py/metadata", server.base);
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let r = harness::client().get(format!("{peer}/__test/load-sp?url={}", enc(&sp_md))).send().unwrap();
+    assert_eq!(r.status(), 200, "pysaml2 did not take our metadata");
+    let mut b = Browser::new();
+    let page = b.open(&format!("{}/login/py", server.base));
+    assert_eq!(page.status, 200, "pysaml2 refused our AuthnRequest: {}", page.body);
+    assert!(page.url.starts_with(&format!("{peer}/sso")), "{}", page.url);
+    let field = |name: &str| {
+        let at = page.body.find(&format!("name=\"{name}\" value=\"")).unwrap() + name.len() + 15;
+        page.body[at..].split('"').next().unwrap().replace("&amp;", "&")
+    };
+    let body = form(&field("SAMLResponse"), Some(&field("RelayState")));
+    let (status, text) = b.post_form_page(&format!("{}/saml/py/acs", server.base), &peer, &body);
+    assert_eq!(status, 303, "{text}\n{}", server.stderr());
+    let home = b.open(&format!("{}/", server.base));
+    assert!(home.body.contains("Signed in"), "{}", home.body);
+    // A request signed with another key is refused by pysaml2: it checks our signature.
+    let to = Browser::new().open_until(&format!("{}/login/py", server.base), "/sso");
+    let forged = to.replace("Signature=", "Signature=AAAA");
+    assert_eq!(harness::client().get(forged).send().unwrap().status(), 400);
+}
+
 on_both_backends!(
+    pysaml2_login_with_metadata_exchanged_both_ways,
     good_login_creates_the_user_with_groups_and_a_session,
     an_organisation_adds_its_own_saml_connection,
     replay_is_refused,
