@@ -154,3 +154,63 @@ fn without_a_pinned_certificate_nothing_verifies() {
     let ok = assertion_xml(None, |s| s);
     assert!(matches!(verify::verified_xml(&ok, &[]), Err(SamlRejection::Signature(_))));
 }
+
+/// A response samlify signed (testdata/, minted by tests/peers/saml/mint.js at 13:44:16Z), to
+/// run the whole verification path in-process.
+const FIXTURE: &str = include_str!("testdata/response.b64");
+const FIXTURE_CERT: &str = include_str!("testdata/idp-cert.pem");
+
+fn fixture_expected() -> Expected<'static> {
+    Expected {
+        idp_entity_id: IDP,
+        sp_entity_id: SP,
+        acs_url: ACS,
+        request_id: Some("_req1"),
+        now: Utc.with_ymd_and_hms(2026, 12, 3, 13, 44, 30).unwrap(),
+    }
+}
+
+fn fixture_certs() -> Vec<Vec<u8>> {
+    vec![openssl::x509::X509::from_pem(FIXTURE_CERT.as_bytes()).unwrap().to_der().unwrap()]
+}
+
+#[test]
+fn the_fixture_verifies_and_only_at_its_time() {
+    let ok = super::verify_response(FIXTURE.trim(), &fixture_certs(), &fixture_expected()).unwrap();
+    assert_eq!(ok.name_id, "alice@example.com");
+    let mut later = fixture_expected();
+    later.now += Duration::hours(1);
+    assert!(matches!(super::verify_response(FIXTURE.trim(), &fixture_certs(), &later), Err(SamlRejection::Time(_))));
+    let mut other = fixture_expected();
+    other.request_id = Some("_req2");
+    assert!(super::verify_response(FIXTURE.trim(), &fixture_certs(), &other).is_err());
+}
+
+/// Fuzzing in the small: thousands of random byte edits of a genuinely signed response go
+/// through the whole ACS path without a panic, and none is accepted with another identity.
+#[test]
+fn mutated_responses_never_panic_nor_change_the_identity() {
+    use base64::Engine;
+    use rand::{Rng, SeedableRng};
+    let xml = base64::engine::general_purpose::STANDARD.decode(FIXTURE.trim()).unwrap();
+    let certs = fixture_certs();
+    let x = fixture_expected();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5a41);
+    for _ in 0..1500 {
+        let mut m = xml.clone();
+        for _ in 0..rng.gen_range(1..4) {
+            let i = rng.gen_range(0..m.len());
+            match rng.gen_range(0..3) {
+                0 => m[i] = rng.r#gen(),
+                1 => {
+                    m.remove(i);
+                }
+                _ => m.insert(i, b"<>\"'&=/ !-x"[rng.gen_range(0..11)]),
+            }
+        }
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&m);
+        if let Ok(accepted) = super::verify_response(&encoded, &certs, &x) {
+            assert_eq!(accepted.name_id, "alice@example.com", "a mutation changed who signs in");
+        }
+    }
+}
