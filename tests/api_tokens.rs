@@ -438,7 +438,7 @@ fn the_json_api_manages_tokens_for_sessions_and_personal_tokens() {
         (status, r.json::<Value>().unwrap_or(Value::Null))
     };
     let session = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
-    let body = serde_json::json!({"kind": "personal", "name": "ci", "project": "billing", "scopes": ["tokens_manage", "members_read"]});
+    let body = serde_json::json!({"kind": "personal", "name": "ci", "project": "billing", "scopes": ["tokens_manage", "members_read", "audit_read"]});
     let post = reqwest::Method::POST;
 
     assert_eq!(api(post.clone(), "/api/v1/organisations/acme/tokens", &[], Some(body.clone())).0, 401);
@@ -451,6 +451,11 @@ fn the_json_api_manages_tokens_for_sessions_and_personal_tokens() {
     // The personal token itself may now call the API (it carries tokens_manage).
     let bearer = format!("Bearer {pat}");
     let as_token = [("authorization", bearer.as_str())];
+    // A token hands out nothing beyond its own scopes, whatever its user holds.
+    let beyond =
+        serde_json::json!({"kind": "service", "name": "deploy", "project": "billing", "scopes": ["policy_manage"]});
+    let (status, r) = api(post.clone(), "/api/v1/organisations/acme/tokens", &as_token, Some(beyond));
+    assert_eq!(status, 400, "{r}");
     let svc = serde_json::json!({"kind": "service", "name": "deploy", "project": "billing", "scopes": ["audit_read"]});
     let (status, r) = api(post.clone(), "/api/v1/organisations/acme/tokens", &as_token, Some(svc));
     assert_eq!(status, 201, "{r}");

@@ -5,8 +5,8 @@
 use chrono::NaiveDateTime;
 use serde::{Deserialize, Serialize};
 
+use super::caller::{Caller, holds, resolve};
 use super::organisations::AdminError;
-use super::tokens::{Caller, holds, resolve};
 use crate::audit::{Action, Auditor, Event};
 use crate::client_config::{ClientConfig, ClientSpec, SecretHash, TokenEndpointAuthMethod, validate_clients};
 use crate::crypto::tokens::random_token;
@@ -18,7 +18,7 @@ use crate::storage::organisations::OrganisationRepository;
 use crate::storage::{StorageError, StorageResult};
 
 /// What an administrator registers.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Registration {
     pub name: String,
@@ -38,13 +38,14 @@ pub struct Registration {
     pub require_pkce: Option<bool>,
     /// `client_secret_basic` (the default) or `client_secret_post`.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     #[serde(default)]
     pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A registered client as the API shows it (never with its secret).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ClientInfo {
     pub client_id: String,
     pub name: String,
@@ -199,6 +200,7 @@ pub fn register(
         now,
         Event::new(caller.actor(), Action::ClientCreated)
             .target(project)
+            .organisation(org)
             .detail("client", id.as_str())
             .detail("public", spec.is_public().to_string()),
     )?;
@@ -244,7 +246,10 @@ pub fn rotate_secret(
     auditor.record(
         conn,
         now,
-        Event::new(caller.actor(), Action::ClientSecretRotated).target(&row.project_id).detail("client", id),
+        Event::new(caller.actor(), Action::ClientSecretRotated)
+            .target(&row.project_id)
+            .organisation(&row.organisation_id)
+            .detail("client", id),
     )?;
     Ok(IssuedClient { client: info(&row, &spec), secret: Some(secret) })
 }
@@ -265,6 +270,7 @@ pub fn delete(
         now,
         Event::new(caller.actor(), Action::ClientDeleted)
             .target(&row.project_id)
+            .organisation(&row.organisation_id)
             .detail("client", id)
             .detail("grants_revoked", grants.to_string()),
     )?;

@@ -3,11 +3,13 @@
 
 use chrono::NaiveDateTime;
 
+use super::caller::{Caller, require, resolve};
 use super::organisations::{AdminError, find_organisation};
 use crate::audit::{Action, Actor, Auditor, Event};
 use crate::config::{ConnectorConfig, ConnectorSpec};
 use crate::connector_config::validate_connectors;
 use crate::crypto::secretbox::MasterKeys;
+use crate::domain::role::Permission;
 use crate::storage::audit::AuditRepository;
 use crate::storage::connectors::{ConnectorRepository, OrganisationConnectorRow};
 use crate::storage::organisations::OrganisationRepository;
@@ -39,6 +41,12 @@ pub fn create(
     if config.client_secret_env.is_some() || config.client_secret_file.is_some() {
         return Err(AdminError::Invalid("give the client secret itself; it is stored sealed".into()));
     }
+    // Never a path on this host: an organisation's administrator must not make the server read files.
+    if config.idp_certificate_file.is_some() || config.idp_metadata_file.is_some() {
+        return Err(AdminError::Invalid(
+            "give the IdP certificate or metadata itself (idp_certificate, idp_metadata)".into(),
+        ));
+    }
     let spec = validate_one(config)?;
     if taken(spec.id.as_str()) {
         return Err(AdminError::Conflict(format!("connector id {} is used by the configuration file", spec.id)));
@@ -46,17 +54,8 @@ pub fn create(
     let org = find_organisation(conn, organisation)?.ok_or(AdminError::NotFound("organisation"))?;
     let secret_id =
         conn.seal_secret(keys, SecretPurpose::UpstreamClientSecret, spec.client_secret.expose().as_bytes(), now)?;
-    let mut settings =
+    let settings =
         ConnectorConfig { client_secret: None, client_secret_env: None, client_secret_file: None, ..config.clone() };
-    // A SAML connection's certificate or metadata is stored itself, not as a path on this host.
-    if let Some(path) = settings.idp_certificate_file.take() {
-        settings.idp_certificate =
-            Some(std::fs::read_to_string(&path).map_err(|e| AdminError::Invalid(format!("{}: {e}", path.display())))?);
-    }
-    if let Some(path) = settings.idp_metadata_file.take() {
-        settings.idp_metadata =
-            Some(std::fs::read_to_string(&path).map_err(|e| AdminError::Invalid(format!("{}: {e}", path.display())))?);
-    }
     let settings = serde_json::to_string(&settings).map_err(|e| AdminError::Invalid(e.to_string()))?;
     conn.insert_organisation_connector(&OrganisationConnectorRow {
         id: spec.id.to_string(),
@@ -70,6 +69,7 @@ pub fn create(
         now,
         Event::new(actor, Action::ConnectorCreated)
             .target(org.id)
+            .organisation(org.id)
             .detail("connector", spec.id.as_str())
             .detail("type", spec.kind.as_str()),
     )?;
@@ -88,7 +88,10 @@ pub fn delete(
     auditor.record(
         conn,
         now,
-        Event::new(actor, Action::ConnectorDeleted).target(&row.organisation_id).detail("connector", id),
+        Event::new(actor, Action::ConnectorDeleted)
+            .target(&row.organisation_id)
+            .organisation(&row.organisation_id)
+            .detail("connector", id),
     )?;
     Ok(())
 }
@@ -121,4 +124,78 @@ pub fn load(
         }
     }
     Ok(out)
+}
+
+/// A stored connector as its organisation's administrators see it: the settings, never the
+/// secret.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ConnectorInfo {
+    pub id: String,
+    pub organisation_id: String,
+    /// The connector's `[[connectors]]` settings.
+    #[schema(value_type = Object)]
+    pub settings: serde_json::Value,
+    pub created_at: NaiveDateTime,
+}
+
+fn connector_info(row: OrganisationConnectorRow) -> ConnectorInfo {
+    ConnectorInfo {
+        settings: serde_json::from_str(&row.settings).unwrap_or(serde_json::Value::Null),
+        id: row.id,
+        organisation_id: row.organisation_id,
+        created_at: row.created_at,
+    }
+}
+
+/// The organisation's own connectors.
+pub fn list_of(
+    conn: &mut (impl ConnectorRepository + OrganisationRepository),
+    caller: Caller,
+    organisation: &str,
+) -> Result<Vec<ConnectorInfo>, AdminError> {
+    let (org, _) = resolve(conn, caller, organisation, None)?;
+    require(conn, caller, org, None, Permission::ConnectorsManage, "managing connectors needs connectors_manage")?;
+    let key = org.to_string();
+    Ok(conn.organisation_connectors()?.into_iter().filter(|r| r.organisation_id == key).map(connector_info).collect())
+}
+
+/// [`create`], by a caller holding `connectors_manage` in the organisation.
+#[allow(clippy::too_many_arguments)]
+pub fn create_as(
+    conn: &mut (impl ConnectorRepository + OrganisationRepository + SecretRepository + AuditRepository),
+    keys: &MasterKeys,
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    caller: Caller,
+    organisation: &str,
+    config: &ConnectorConfig,
+    taken: &dyn Fn(&str) -> bool,
+) -> Result<ConnectorInfo, AdminError> {
+    let (org, _) = resolve(conn, caller, organisation, None)?;
+    require(conn, caller, org, None, Permission::ConnectorsManage, "managing connectors needs connectors_manage")?;
+    let spec = create(conn, keys, auditor, now, caller.actor(), &org.to_string(), config, taken)?;
+    let key = org.to_string();
+    conn.organisation_connectors()?
+        .into_iter()
+        .find(|r| r.id == spec.id.as_str() && r.organisation_id == key)
+        .map(connector_info)
+        .ok_or(AdminError::NotFound("connector"))
+}
+
+/// [`delete`], for one of the organisation's own connectors.
+pub fn delete_as(
+    conn: &mut (impl ConnectorRepository + OrganisationRepository + SecretRepository + AuditRepository),
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    caller: Caller,
+    organisation: &str,
+    id: &str,
+) -> Result<(), AdminError> {
+    let (org, _) = resolve(conn, caller, organisation, None)?;
+    require(conn, caller, org, None, Permission::ConnectorsManage, "managing connectors needs connectors_manage")?;
+    let key = org.to_string();
+    if !conn.organisation_connectors()?.iter().any(|r| r.id == id && r.organisation_id == key) {
+        return Err(AdminError::NotFound("connector"));
+    }
+    delete(conn, auditor, now, caller.actor(), id)
 }

@@ -8,8 +8,8 @@
 
 use chrono::{Duration, NaiveDateTime};
 
+use super::caller::{Caller, holds, resolve};
 use super::organisations::AdminError;
-use super::tokens::{Caller, holds, resolve};
 use crate::audit::{Action, Auditor, Event};
 use crate::domain::organisation::Project;
 use crate::domain::role::Permission;
@@ -71,7 +71,7 @@ fn audit_change(
     auditor: &Auditor,
     now: NaiveDateTime,
     caller: Caller,
-    (scope, target): (&'static str, String),
+    (scope, target, org): (&'static str, String, OrganisationId),
     (old, new): (&Policy, &Policy),
 ) -> Result<(), AdminError> {
     auditor.record(
@@ -79,6 +79,7 @@ fn audit_change(
         now,
         Event::new(caller.actor(), Action::MfaPolicySet)
             .target(target)
+            .organisation(org)
             .detail("scope", scope)
             .detail("old", old.to_string())
             .detail("new", new.to_string()),
@@ -119,7 +120,7 @@ pub fn set_organisation_policy(
         updated_at: now,
         updated_by: caller.actor().as_string(),
     })?;
-    audit_change(conn, auditor, now, caller, ("organisation", org.to_string()), (&old, &new))?;
+    audit_change(conn, auditor, now, caller, ("organisation", org.to_string(), org), (&old, &new))?;
     Ok(effective(Some(&new), None))
 }
 
@@ -156,7 +157,7 @@ pub fn set_project_policy(
         updated_at: now,
         updated_by: caller.actor().as_string(),
     })?;
-    audit_change(conn, auditor, now, caller, ("project", pid.to_string()), (&old, &new))?;
+    audit_change(conn, auditor, now, caller, ("project", pid.to_string(), org), (&old, &new))?;
     Ok(combined)
 }
 

@@ -2,8 +2,11 @@
 //! the operator and may do everything. Authorisation for organisation admins lands here too.
 
 pub mod access;
+pub mod audit_log;
+pub mod caller;
 pub mod clients;
 pub mod connectors;
+pub mod directory;
 pub mod keys;
 pub mod mfa_policy;
 pub mod organisations;

@@ -71,6 +71,7 @@ pub fn create_organisation(
             now,
             Event::new(actor.clone(), Action::MemberSet)
                 .target(org.id)
+                .organisation(org.id)
                 .detail("user", owner.to_string())
                 .detail("role", "owner"),
         )?;
@@ -78,7 +79,10 @@ pub fn create_organisation(
     auditor.record(
         conn,
         now,
-        Event::new(actor, Action::OrganisationCreated).target(org.id).detail("slug", slug.as_str()),
+        Event::new(actor, Action::OrganisationCreated)
+            .target(org.id)
+            .organisation(org.id)
+            .detail("slug", slug.as_str()),
     )?;
     Ok(org)
 }
@@ -110,7 +114,10 @@ pub fn create_project(
     auditor.record(
         conn,
         now,
-        Event::new(actor, Action::ProjectCreated).target(project.id).detail("organisation", org.id.to_string()),
+        Event::new(actor, Action::ProjectCreated)
+            .target(project.id)
+            .organisation(org.id)
+            .detail("organisation", org.id.to_string()),
     )?;
     Ok(project)
 }
@@ -140,6 +147,7 @@ pub fn remove_organisation_member(
         now,
         Event::new(actor, Action::MemberRemoved)
             .target(org)
+            .organisation(org)
             .detail("user", user.to_string())
             .detail("tokens_revoked", revoked),
     )?;

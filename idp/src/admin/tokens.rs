@@ -9,8 +9,9 @@ use chrono::{Duration, NaiveDateTime};
 use serde::Serialize;
 
 use super::access::{permissions_of, role_in};
-use super::organisations::{AdminError, find_organisation};
-use crate::audit::{Action, Actor, Auditor, Event};
+use super::caller::{holds, permissions, resolve};
+use super::organisations::AdminError;
+use crate::audit::{Action, Auditor, Event};
 use crate::crypto::tokens::hash_token;
 use crate::domain::role::Permission;
 use crate::domain::{ApiTokenId, OrganisationId, ProjectId, UserId};
@@ -28,21 +29,7 @@ pub const DEFAULT_LIFETIME_DAYS: i64 = 90;
 /// The longest grace a rotation may give the old secret.
 pub const MAX_GRACE_HOURS: i64 = 24 * 30;
 
-/// Who is asking, as far as token management cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Caller {
-    Operator,
-    User(UserId),
-}
-
-impl Caller {
-    pub(crate) fn actor(self) -> Actor {
-        match self {
-            Caller::Operator => Actor::Cli,
-            Caller::User(u) => Actor::User(u),
-        }
-    }
-}
+pub use super::caller::Caller;
 
 #[derive(Debug, Clone)]
 pub struct NewToken<'a> {
@@ -59,13 +46,18 @@ pub struct NewToken<'a> {
 }
 
 /// A token's metadata, never its secret.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct TokenInfo {
+    #[schema(value_type = String)]
     pub id: ApiTokenId,
+    #[schema(value_type = String)]
     pub kind: TokenKind,
     pub name: String,
+    #[schema(value_type = String)]
     pub organisation_id: OrganisationId,
+    #[schema(value_type = Option<String>)]
     pub project_id: Option<ProjectId>,
+    #[schema(value_type = Option<String>)]
     pub user_id: Option<UserId>,
     pub scopes: Vec<String>,
     pub created_at: NaiveDateTime,
@@ -130,47 +122,6 @@ fn max_lifetime_days(conn: &mut impl ApiTokenRepository, org: OrganisationId) ->
     Ok(conn.api_token_policy(&org.to_string())?.map_or(DEFAULT_MAX_LIFETIME_DAYS, |p| i64::from(p.max_lifetime_days)))
 }
 
-/// Whether `caller` holds `permission` in the organisation (or the project).
-pub(super) fn holds(
-    conn: &mut impl OrganisationRepository,
-    caller: Caller,
-    org: OrganisationId,
-    project: Option<ProjectId>,
-    permission: Permission,
-) -> Result<bool, AdminError> {
-    Ok(match caller {
-        Caller::Operator => true,
-        Caller::User(u) => permissions_of(conn, u, org, project)?.contains(&permission),
-    })
-}
-
-/// Resolves the organisation (and project) a caller names. A caller who belongs to neither
-/// gets `NotFound`, exactly as for an id that does not exist.
-pub(super) fn resolve(
-    conn: &mut impl OrganisationRepository,
-    caller: Caller,
-    organisation: &str,
-    project: Option<&str>,
-) -> Result<(OrganisationId, Option<ProjectId>), AdminError> {
-    let org = find_organisation(conn, organisation)?.ok_or(AdminError::NotFound("organisation"))?;
-    let project = match project {
-        None => None,
-        Some(p) => {
-            let found = match p.parse::<ProjectId>() {
-                Ok(id) => conn.find_project(id)?.filter(|x| x.organisation_id == org.id),
-                Err(_) => conn.find_project_by_slug(org.id, p)?,
-            };
-            Some(found.ok_or(AdminError::NotFound("project"))?.id)
-        }
-    };
-    if let Caller::User(u) = caller {
-        if role_in(conn, u, org.id, None)?.is_none() && role_in(conn, u, org.id, project)?.is_none() {
-            return Err(AdminError::NotFound("organisation"));
-        }
-    }
-    Ok((org.id, project))
-}
-
 pub fn create(
     conn: &mut (impl ApiTokenRepository + OrganisationRepository + UserRepository + AuditRepository),
     auditor: &Auditor,
@@ -194,6 +145,9 @@ pub fn create(
                 }
                 (Caller::Operator, Some(u)) => u,
                 (Caller::Operator, None) => return Err(AdminError::Invalid("name the user the token acts as".into())),
+                (Caller::Token(_), _) => {
+                    return Err(AdminError::Forbidden("personal tokens are created by their user, not by a token"));
+                }
             };
             if conn.find_user(user)?.is_none_or(|u| u.disabled) {
                 return Err(AdminError::NotFound("user"));
@@ -230,8 +184,8 @@ pub fn create(
         }
     };
     // Nobody hands out more than they hold.
-    if let (Caller::User(me), None) = (caller, user) {
-        let mine = permissions_of(conn, me, org, project)?;
+    if let (Caller::User(_) | Caller::Token(_), None) = (caller, user) {
+        let mine = permissions(conn, caller, org, project)?;
         if let Some(extra) = new.scopes.iter().find(|p| !mine.contains(p)) {
             return Err(AdminError::Invalid(format!(
                 "scope {} is not among your permissions",
@@ -256,6 +210,7 @@ pub fn create(
         created_by: match caller {
             Caller::Operator => Some("cli".into()),
             Caller::User(u) => Some(u.to_string()),
+            Caller::Token(t) => Some(format!("token:{}", t.token)),
         },
         scopes: serde_json::to_string(&new.scopes).map_err(|e| AdminError::Invalid(e.to_string()))?,
         created_at: now,
@@ -285,8 +240,8 @@ pub fn create(
     Ok(IssuedToken { token: info(&row)?, secret })
 }
 
-/// The tokens a caller may see in an organisation: all of them with `tokens_manage`, else
-/// their own personal tokens.
+/// The tokens a caller may see in an organisation: all of them with `tokens_manage` there,
+/// those of the projects where they hold it, and their own personal tokens.
 pub fn list(
     conn: &mut (impl ApiTokenRepository + OrganisationRepository),
     caller: Caller,
@@ -294,16 +249,26 @@ pub fn list(
 ) -> Result<Vec<TokenInfo>, AdminError> {
     let (org, _) = resolve(conn, caller, organisation, None)?;
     let all = holds(conn, caller, org, None, Permission::TokensManage)?;
-    conn.api_tokens_of_organisation(&org.to_string())?
-        .iter()
-        .filter(|r| all || matches!(caller, Caller::User(u) if r.user_id.as_deref() == Some(u.to_string().as_str())))
-        .map(info)
-        .collect()
+    let mut out = Vec::new();
+    for row in conn.api_tokens_of_organisation(&org.to_string())? {
+        let t = info(&row)?;
+        let own = caller.user().is_some() && t.user_id == caller.user() && caller.reaches(org, t.project_id);
+        let in_reach = t.project_id.is_some() && holds(conn, caller, org, t.project_id, Permission::TokensManage)?;
+        if all || own || in_reach {
+            out.push(t);
+        }
+    }
+    Ok(out)
 }
 
 /// A user's own personal tokens, across organisations.
 pub fn list_own(conn: &mut impl ApiTokenRepository, user: UserId) -> Result<Vec<TokenInfo>, AdminError> {
     conn.api_tokens_of_user(&user.to_string())?.iter().map(info).collect()
+}
+
+/// Whether the token is the caller's own personal token.
+fn owns(caller: Caller, row: &ApiTokenRow) -> bool {
+    caller.user().is_some_and(|u| row.user_id.as_deref() == Some(u.to_string().as_str()))
 }
 
 /// Finds a token the caller may manage; anything else is `NotFound`, so ids don't leak.
@@ -317,8 +282,13 @@ fn manageable(
     let row = conn.find_api_token(&id.to_string())?.ok_or(AdminError::NotFound("token"))?;
     let org: OrganisationId = parse_id(&row.organisation_id)?;
     let project: Option<ProjectId> = row.project_id.as_deref().map(parse_id).transpose()?;
-    let own = matches!(caller, Caller::User(u) if row.user_id.as_deref() == Some(u.to_string().as_str()));
-    if own || holds(conn, caller, org, project, Permission::TokensManage)? { Ok(row) } else { Err(not_found) }
+    if (owns(caller, &row) && caller.reaches(org, project))
+        || holds(conn, caller, org, project, Permission::TokensManage)?
+    {
+        Ok(row)
+    } else {
+        Err(not_found)
+    }
 }
 
 /// Issues a new secret; the old one keeps working for `grace_hours` (zero ends it now).
@@ -396,7 +366,10 @@ pub fn set_max_lifetime(
     auditor.record(
         conn,
         now,
-        Event::new(caller.actor(), Action::TokenPolicySet).target(org).detail("max_lifetime_days", i64::from(days)),
+        Event::new(caller.actor(), Action::TokenPolicySet)
+            .target(org)
+            .organisation(org)
+            .detail("max_lifetime_days", i64::from(days)),
     )?;
     Ok(())
 }

@@ -48,6 +48,7 @@ pub enum Action {
     OrganisationCreated,
     OrganisationDeleted,
     ProjectCreated,
+    RoleCreated,
     MemberSet,
     MemberRemoved,
     UserCreated,
@@ -90,6 +91,7 @@ impl Action {
             Action::OrganisationCreated => "organisation.created",
             Action::OrganisationDeleted => "organisation.deleted",
             Action::ProjectCreated => "project.created",
+            Action::RoleCreated => "role.created",
             Action::MemberSet => "member.set",
             Action::MemberRemoved => "member.removed",
             Action::UserCreated => "user.created",
@@ -149,6 +151,7 @@ pub struct Event {
     actor: Actor,
     action: Action,
     target: Option<String>,
+    organisation: Option<String>,
     outcome: Outcome,
     source: Option<IpAddr>,
     emails: Vec<(&'static str, String)>,
@@ -161,6 +164,7 @@ impl Event {
             actor,
             action,
             target: None,
+            organisation: None,
             outcome: Outcome::Success,
             source: None,
             emails: Vec::new(),
@@ -169,6 +173,11 @@ impl Event {
     }
     pub fn target(mut self, target: impl std::fmt::Display) -> Self {
         self.target = Some(target.to_string());
+        self
+    }
+    /// The organisation the event belongs to, so its administrators see it in their log.
+    pub fn organisation(mut self, org: impl std::fmt::Display) -> Self {
+        self.organisation = Some(org.to_string());
         self
     }
     pub fn outcome(mut self, outcome: Outcome) -> Self {
@@ -214,6 +223,10 @@ impl Auditor {
             occurred_at: now,
             actor: event.actor.as_string(),
             action: event.action.as_str().to_owned(),
+            // Named, else the `organisation` detail many events carry.
+            organisation_id: event
+                .organisation
+                .or_else(|| details.get("organisation").and_then(Value::as_str).map(str::to_owned)),
             target: event.target,
             outcome: event.outcome.as_str().to_owned(),
             source: event.source.map(|ip| self.pseudonymiser.pseudonymise(Datum::IpAddress, &ip.to_string())),

@@ -116,7 +116,8 @@ pub fn sync(
                 Change::Removed { organisation: t.organisation.to_owned(), project: project_name.clone() },
             ),
         };
-        let event = event.target(org.id).detail("user", user.to_string()).detail("via", source.as_str());
+        let event =
+            event.target(org.id).organisation(org.id).detail("user", user.to_string()).detail("via", source.as_str());
         let event = match project_id {
             Some(p) => event.detail("project", p.to_string()),
             None => event,

@@ -3,18 +3,23 @@ use serde::Serialize;
 
 use super::{OrganisationId, ProjectId};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Organisation {
+    #[schema(value_type = String)]
     pub id: OrganisationId,
+    #[schema(value_type = String)]
     pub slug: Slug,
     pub name: String,
     pub created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Project {
+    #[schema(value_type = String)]
     pub id: ProjectId,
+    #[schema(value_type = String)]
     pub organisation_id: OrganisationId,
+    #[schema(value_type = String)]
     pub slug: Slug,
     pub name: String,
     pub created_at: NaiveDateTime,

@@ -86,6 +86,8 @@ pub trait ApiTokenRepository {
     fn set_api_token_policy(&mut self, row: &ApiTokenPolicyRow) -> StorageResult<()>;
     /// Removes tokens dead since before `cutoff` and secrets that ended before it.
     fn purge_api_tokens(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize>;
+    /// Deletes every token of an organisation, with their secrets and the lifetime policy.
+    fn delete_api_tokens_of_organisation(&mut self, organisation_id: &str) -> StorageResult<usize>;
 }
 
 impl ApiTokenRepository for DbConnection {
@@ -197,5 +199,13 @@ impl ApiTokenRepository for DbConnection {
         )
         .execute(self)?;
         Ok(secrets + tokens)
+    }
+
+    fn delete_api_tokens_of_organisation(&mut self, organisation_id: &str) -> StorageResult<usize> {
+        let ids = api_tokens::table.filter(api_tokens::organisation_id.eq(organisation_id)).select(api_tokens::id);
+        diesel::delete(api_token_secrets::table.filter(api_token_secrets::token_id.eq_any(ids))).execute(self)?;
+        diesel::delete(api_token_policies::table.find(organisation_id)).execute(self)?;
+        revoked_something();
+        Ok(diesel::delete(api_tokens::table.filter(api_tokens::organisation_id.eq(organisation_id))).execute(self)?)
     }
 }

@@ -146,6 +146,9 @@ pub struct AuditEventRow {
     pub outcome: String,
     pub source: Option<String>,
     pub details: Option<String>,
+    /// Absent from backups made before the column existed.
+    #[serde(default)]
+    pub organisation_id: Option<String>,
 }
 
 #[derive(Debug, Queryable, Selectable, Insertable, Serialize, Deserialize)]

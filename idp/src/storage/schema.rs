@@ -130,6 +130,7 @@ diesel::table! {
         outcome -> Text,
         source -> Nullable<Text>,
         details -> Nullable<Text>,
+        organisation_id -> Nullable<Text>,
     }
 }
 

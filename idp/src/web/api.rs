@@ -31,15 +31,16 @@ pub(crate) fn api_admin_error(e: AdminError) -> HttpResponse {
     }
 }
 
-/// Who calls the API: a personal API token carrying `needs` (acting as its user), or a browser
-/// session, whose unsafe requests must carry its CSRF token in `X-CSRF-Token`.
+/// Who calls the API: an API token carrying `needs` (confined to its organisation or project,
+/// and a personal token to its user's rights), or a browser session, whose unsafe requests must
+/// carry its CSRF token in `X-CSRF-Token`.
 pub(crate) async fn api_caller(
     req: &HttpRequest,
     state: &web::Data<AppState>,
     needs: Permission,
 ) -> Result<Caller, HttpResponse> {
     let unauthorized =
-        || api_error(StatusCode::UNAUTHORIZED, "unauthorized", "Authenticate with a session or a personal token.");
+        || api_error(StatusCode::UNAUTHORIZED, "unauthorized", "Authenticate with a session or an API token.");
     if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
         let Some(bearer) = auth.to_str().ok().and_then(|a| a.strip_prefix("Bearer ")) else {
             return Err(unauthorized());
@@ -48,14 +49,12 @@ pub(crate) async fn api_caller(
         let now = state.clock.now_naive();
         let r = web::block(move || s.db.read(|conn| s.tokens.validate(conn, &presented, now))).await;
         return match r {
-            Ok(Ok(hit)) => match hit.principal.user_id {
-                Some(user) if hit.principal.allows(needs) => Ok(Caller::User(user)),
-                _ => Err(api_error(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    &format!("The token lacks the {} scope.", crate::tokens::permission_name(needs)),
-                )),
-            },
+            Ok(Ok(hit)) if hit.principal.allows(needs) => Ok(Caller::Token((&*hit.principal).into())),
+            Ok(Ok(_)) => Err(api_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                &format!("The token lacks the {} scope.", crate::tokens::permission_name(needs)),
+            )),
             Ok(Err(crate::tokens::TokenError::Storage(e))) => Err(api_admin_error(AdminError::Storage(e))),
             _ => Err(unauthorized()),
         };

@@ -32,6 +32,10 @@ fn issued(r: Blocked<IssuedClient>, status: StatusCode) -> HttpResponse {
     answer(r.map(|r| r.map(|i| json!({"client": i.client, "client_secret": i.secret}))), status)
 }
 
+#[utoipa::path(get, path = "/api/v1/organisations/{org}/projects/{project}/clients", tag = "clients",
+    params(("org" = String, Path, description = "Organisation id or slug"), ("project" = String, Path, description = "Project id or slug")),
+    responses((status = 200, description = "`{\"clients\": [ClientInfo]}`"), (status = 401, body = super::admin_api::ApiError),
+        (status = 403, body = super::admin_api::ApiError), (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_list(req: HttpRequest, state: web::Data<AppState>, path: web::Path<(String, String)>) -> HttpResponse {
     let caller = api_try!(api_caller(&req, &state, Permission::ClientsManage).await);
     let (s, (org, project)) = (state.clone(), path.into_inner());
@@ -39,6 +43,11 @@ pub async fn api_list(req: HttpRequest, state: web::Data<AppState>, path: web::P
     answer(r.map(|r| r.map(|list| json!({"clients": list}))), StatusCode::OK)
 }
 
+#[utoipa::path(post, path = "/api/v1/organisations/{org}/projects/{project}/clients", tag = "clients",
+    request_body = Registration,
+    params(("org" = String, Path, description = "Organisation id or slug"), ("project" = String, Path, description = "Project id or slug")),
+    responses((status = 201, description = "`{\"client\": ClientInfo, \"client_secret\": \"...\"}`; the secret is shown this once"),
+        (status = 400, body = super::admin_api::ApiError), (status = 401, body = super::admin_api::ApiError), (status = 403, body = super::admin_api::ApiError), (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_register(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -58,6 +67,9 @@ pub async fn api_register(
     issued(r, StatusCode::CREATED)
 }
 
+#[utoipa::path(get, path = "/api/v1/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "client_id")),
+    responses((status = 200, body = crate::admin::clients::ClientInfo), (status = 401, body = super::admin_api::ApiError), (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_get(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let caller = api_try!(api_caller(&req, &state, Permission::ClientsManage).await);
     let (s, id) = (state.clone(), id.into_inner());
@@ -65,6 +77,10 @@ pub async fn api_get(req: HttpRequest, state: web::Data<AppState>, id: web::Path
     answer(r, StatusCode::OK)
 }
 
+#[utoipa::path(post, path = "/api/v1/clients/{id}/secret", tag = "clients",
+    params(("id" = String, Path, description = "client_id")),
+    responses((status = 200, description = "`{\"client\": ClientInfo, \"client_secret\": \"...\"}`; the old secret stops working"),
+        (status = 400, body = super::admin_api::ApiError), (status = 401, body = super::admin_api::ApiError), (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_rotate_secret(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let caller = api_try!(api_caller(&req, &state, Permission::ClientsManage).await);
     let (s, id) = (state.clone(), id.into_inner());
@@ -78,6 +94,10 @@ pub async fn api_rotate_secret(req: HttpRequest, state: web::Data<AppState>, id:
     issued(r, StatusCode::OK)
 }
 
+#[utoipa::path(delete, path = "/api/v1/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "client_id")),
+    responses((status = 204, description = "Deleted; everything issued to it revoked"), (status = 401, body = super::admin_api::ApiError),
+        (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_delete(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let caller = api_try!(api_caller(&req, &state, Permission::ClientsManage).await);
     let (s, id) = (state.clone(), id.into_inner());

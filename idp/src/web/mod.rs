@@ -2,6 +2,7 @@
 //! place, [`configure`].
 
 pub mod account;
+pub mod admin_api;
 pub mod api;
 pub mod client_ip;
 pub mod clients;
@@ -12,6 +13,7 @@ pub mod login;
 pub mod mfa;
 pub mod middleware;
 pub mod oidc;
+pub mod openapi;
 pub mod password;
 pub mod routes;
 pub mod saml;
@@ -98,6 +100,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/account/tokens", web::post().to(tokens::create))
         .route("/account/tokens/{id}/rotate", web::post().to(tokens::rotate))
         .route("/account/tokens/{id}/revoke", web::post().to(tokens::revoke))
+        .route("/api/v1/openapi.json", web::get().to(openapi::document))
+        .route("/api/v1/organisations", web::get().to(admin_api::list_organisations))
+        .route("/api/v1/organisations", web::post().to(admin_api::create_organisation))
+        .route("/api/v1/organisations/{org}", web::get().to(admin_api::get_organisation))
+        .route("/api/v1/organisations/{org}", web::delete().to(admin_api::delete_organisation))
+        .route("/api/v1/organisations/{org}/projects", web::get().to(admin_api::list_projects))
+        .route("/api/v1/organisations/{org}/projects", web::post().to(admin_api::create_project))
+        .route("/api/v1/organisations/{org}/projects/{project}", web::get().to(admin_api::get_project))
+        .route("/api/v1/organisations/{org}/members", web::get().to(admin_api::list_members))
+        .route("/api/v1/organisations/{org}/members/{user}", web::put().to(admin_api::set_member))
+        .route("/api/v1/organisations/{org}/members/{user}", web::delete().to(admin_api::remove_member))
+        .route("/api/v1/organisations/{org}/projects/{project}/members", web::get().to(admin_api::list_project_members))
+        .route(
+            "/api/v1/organisations/{org}/projects/{project}/members/{user}",
+            web::put().to(admin_api::set_project_member),
+        )
+        .route(
+            "/api/v1/organisations/{org}/projects/{project}/members/{user}",
+            web::delete().to(admin_api::remove_project_member),
+        )
+        .route("/api/v1/organisations/{org}/roles", web::get().to(admin_api::list_roles))
+        .route("/api/v1/organisations/{org}/roles", web::post().to(admin_api::create_role))
+        .route("/api/v1/organisations/{org}/connectors", web::get().to(admin_api::list_connectors))
+        .route("/api/v1/organisations/{org}/connectors", web::post().to(admin_api::create_connector))
+        .route("/api/v1/organisations/{org}/connectors/{connector}", web::delete().to(admin_api::delete_connector))
+        .route("/api/v1/organisations/{org}/mfa-policy", web::get().to(admin_api::get_org_policy))
+        .route("/api/v1/organisations/{org}/mfa-policy", web::put().to(admin_api::set_org_policy))
+        .route(
+            "/api/v1/organisations/{org}/projects/{project}/mfa-policy",
+            web::get().to(admin_api::get_project_policy),
+        )
+        .route(
+            "/api/v1/organisations/{org}/projects/{project}/mfa-policy",
+            web::put().to(admin_api::set_project_policy),
+        )
+        .route("/api/v1/organisations/{org}/token-policy", web::put().to(admin_api::set_token_policy))
+        .route("/api/v1/organisations/{org}/audit", web::get().to(admin_api::audit))
+        .route("/api/v1/organisations/{org}/audit/export", web::get().to(admin_api::audit_export))
         .route("/api/v1/organisations/{org}/tokens", web::get().to(tokens::api_list))
         .route("/api/v1/organisations/{org}/tokens", web::post().to(tokens::api_create))
         .route("/api/v1/tokens/{id}/rotate", web::post().to(tokens::api_rotate))

@@ -204,7 +204,7 @@ pub async fn revoke(
 
 // ---------------------------------------------------------------- the JSON API
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     kind: String,
@@ -214,13 +214,17 @@ pub struct CreateBody {
     lifetime_days: Option<i64>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateBody {
     #[serde(default)]
     grace_hours: i64,
 }
 
+#[utoipa::path(get, path = "/api/v1/organisations/{org}/tokens", tag = "tokens",
+    params(("org" = String, Path, description = "Organisation id or slug")),
+    responses((status = 200, description = "`{\"tokens\": [TokenInfo]}`: all with tokens_manage, else the caller's own"),
+        (status = 401, body = super::admin_api::ApiError), (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_list(req: HttpRequest, state: web::Data<AppState>, org: web::Path<String>) -> HttpResponse {
     let caller = api_try!(api_caller(&req, &state, Permission::TokensManage).await);
     let (s, org) = (state.clone(), org.into_inner());
@@ -233,6 +237,11 @@ pub async fn api_list(req: HttpRequest, state: web::Data<AppState>, org: web::Pa
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/organisations/{org}/tokens", tag = "tokens", request_body = CreateBody,
+    params(("org" = String, Path, description = "Organisation id or slug")),
+    responses((status = 201, description = "`{\"token\": TokenInfo, \"secret\": \"idp_...\"}`; the secret is shown this once"),
+        (status = 400, body = super::admin_api::ApiError), (status = 401, body = super::admin_api::ApiError),
+        (status = 403, body = super::admin_api::ApiError), (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -260,6 +269,11 @@ pub async fn api_create(
     issued(r, StatusCode::CREATED)
 }
 
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/rotate", tag = "tokens", request_body = RotateBody,
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, description = "`{\"token\": TokenInfo, \"secret\": \"idp_...\"}`; the old secret works for the grace period"),
+        (status = 400, body = super::admin_api::ApiError), (status = 401, body = super::admin_api::ApiError),
+        (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_rotate(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -277,6 +291,10 @@ pub async fn api_rotate(
     issued(r, StatusCode::OK)
 }
 
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204, description = "Revoked at once"), (status = 401, body = super::admin_api::ApiError),
+        (status = 404, body = super::admin_api::ApiError)))]
 pub async fn api_revoke(req: HttpRequest, state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let caller = api_try!(api_caller(&req, &state, Permission::TokensManage).await);
     let (s, id) = (state.clone(), id.into_inner());
