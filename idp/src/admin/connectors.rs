@@ -199,3 +199,39 @@ pub fn delete_as(
     }
     delete(conn, auditor, now, caller.actor(), id)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::crypto::pseudonym::Pseudonymiser;
+    use crate::crypto::secretbox::{KeySource, Keyring};
+    use crate::storage::{DatabaseUrl, Db};
+
+    /// An organisation's administrator (the API) cannot make the server read a file: a SAML
+    /// connection names its certificate or metadata inline, never by path.
+    #[test]
+    fn a_saml_connection_by_file_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&DatabaseUrl::Sqlite(dir.path().join("t.sqlite")), 2).unwrap();
+        db.migrate().unwrap();
+        let keys = MasterKeys::new(KeySource::Env(zeroize::Zeroizing::new(String::new())), Keyring::generate());
+        let auditor = Auditor::new(Pseudonymiser::new(zeroize::Zeroizing::new(vec![7; 32])));
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
+        for (cert, metadata) in [(Some("/etc/passwd"), None), (None, Some("/etc/passwd"))] {
+            let config = ConnectorConfig {
+                id: "acme-okta".into(),
+                kind: crate::config::ConnectorKind::Saml,
+                name: "Acme".into(),
+                preset: Some(crate::saml_config::SamlPreset::Okta),
+                idp_entity_id: Some("urn:idp".into()),
+                sso_url: Some("https://idp.example/sso".into()),
+                idp_certificate_file: cert.map(Into::into),
+                idp_metadata_file: metadata.map(Into::into),
+                ..serde_json::from_str(r#"{"id":"x","type":"saml","name":"x"}"#).unwrap()
+            };
+            let r = db.write(|c| create(c, &keys, &auditor, now, Actor::Cli, "acme", &config, &|_| false));
+            assert!(matches!(r, Err(AdminError::Invalid(ref m)) if m.contains("itself")), "{r:?}");
+        }
+    }
+}
