@@ -138,7 +138,11 @@ fn populate(s: &AppState) -> String {
     })
     .unwrap();
     s.db.write(|c| {
-        let secrets = idp::upstream::FlowSecrets { nonce: Some("n".into()), pkce_verifier: Some("v".into()) };
+        let secrets = idp::upstream::FlowSecrets {
+            nonce: Some("n".into()),
+            pkce_verifier: Some("v".into()),
+            saml_request_id: None,
+        };
         idp::auth::login::begin(c, &s.keys, now, "google", "state-x", &secrets, "binding", Some("/"), Some(users[0]))
     })
     .unwrap();
@@ -246,6 +250,16 @@ fn populate(s: &AppState) -> String {
         let members = serde_json::json!([{"value": u["id"]}]);
         service::create(c, &sc, Kind::Group, &serde_json::json!({"displayName": "Engineers", "members": members}))?;
         Ok(())
+    })
+    .unwrap();
+    s.db.write(|c| {
+        use idp::storage::saml_assertions::{SamlAssertionRepository, SamlAssertionRow};
+        c.record_saml_assertion(&SamlAssertionRow {
+            id: "5a".repeat(32),
+            connector_id: "okta".into(),
+            seen_at: now,
+            expires_at: now,
+        })
     })
     .unwrap();
     s.db.write(|c| s.limiter.hit(c, "auth", Subject::Ip("192.0.2.7".parse().unwrap()), now.and_utc().timestamp()))

@@ -417,6 +417,16 @@ fn connector_command(config: Config, cmd: ConnectorCommand) -> Result<(), CliErr
             c.client_secret = secret;
             c.client_secret_env = None;
             c.client_secret_file = None;
+            // A SAML connection's certificate or metadata is stored itself, read here like the secret.
+            let read = |path: std::path::PathBuf| {
+                std::fs::read_to_string(&path).map_err(|e| CliError::Failed(format!("{}: {e}", path.display())))
+            };
+            if let Some(path) = c.idp_certificate_file.take() {
+                c.idp_certificate = Some(read(path)?);
+            }
+            if let Some(path) = c.idp_metadata_file.take() {
+                c.idp_metadata = Some(read(path)?);
+            }
             let taken = |id: &str| s.connectors.is_fixed(id);
             let spec =
                 s.db.write(|conn| {

@@ -313,3 +313,70 @@ first_party = false
     assert_eq!(e.lines().count(), 3, "{e}");
     assert!(e.contains("clients[1].client_id") && e.contains("used by another client"), "{e}");
 }
+
+#[test]
+fn saml_connections_need_a_pinned_certificate() {
+    let key = openssl::pkey::PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "Test IdP").unwrap();
+    let name = name.build();
+    let mut b = openssl::x509::X509::builder().unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(&key).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap()).unwrap();
+    b.sign(&key, openssl::hash::MessageDigest::sha256()).unwrap();
+    let pem = String::from_utf8(b.build().to_pem().unwrap()).unwrap();
+    let cert = file(&pem);
+    let base = "id = \"okta\"\ntype = \"saml\"\nname = \"Okta\"\npreset = \"okta\"\nidp_entity_id = \"urn:idp\"\nsso_url = \"https://idp.example/sso\"";
+    let ok = file(&format!("[[connectors]]\n{base}\nidp_certificate_file = \"{}\"\n", cert.path().display()));
+    let c = Config::load_with(Some(ok.path()), &[]).unwrap();
+    match &c.connectors[0].settings {
+        ConnectorSettings::Saml(s) => {
+            assert_eq!(s.idp_certificates.len(), 1);
+            assert!(s.sign_requests && !s.allow_idp_initiated);
+            assert_eq!(s.attributes.groups, "groups");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The same from metadata.
+    let der = openssl::x509::X509::from_pem(pem.as_bytes()).unwrap().to_der().unwrap();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der);
+    let md = file(&format!(
+        "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"urn:idp:md\"><md:IDPSSODescriptor protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:KeyDescriptor use=\"signing\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect\" Location=\"https://idp.example/md-sso\"/></md:IDPSSODescriptor></md:EntityDescriptor>"
+    ));
+    let f = file(&format!(
+        "[[connectors]]\nid = \"one\"\ntype = \"saml\"\nname = \"One\"\npreset = \"onelogin\"\nidp_metadata_file = \"{}\"\n",
+        md.path().display()
+    ));
+    let c = Config::load_with(Some(f.path()), &[]).unwrap();
+    match &c.connectors[0].settings {
+        ConnectorSettings::Saml(s) => {
+            assert_eq!(s.idp_entity_id, "urn:idp:md");
+            assert_eq!(s.sso_url.as_str(), "https://idp.example/md-sso");
+            assert_eq!(s.idp_certificates, vec![der_of(&pem)]);
+            assert_eq!(s.attributes.email, "User.email");
+        }
+        other => panic!("{other:?}"),
+    }
+    for (bad, key) in [
+        (base.to_owned(), "idp_certificate"),
+        (format!("{base}\nidp_certificate = \"not a pem\""), "idp_certificate"),
+        (format!("{base}\nidp_certificate_file = \"{}\"\nclient_id = \"x\"", cert.path().display()), "client_id"),
+        (base.replace("preset = \"okta\"\n", ""), "preset"),
+        (base.replace("https://idp.example/sso", "http://idp.example/sso"), "sso_url"),
+        (
+            "id = \"a\"\ntype = \"oidc\"\nname = \"x\"\nissuer = \"https://i\"\nclient_id = \"c\"\nclient_secret = \"s\"\npreset = \"okta\"".to_owned(),
+            "preset",
+        ),
+    ] {
+        let f = file(&format!("[[connectors]]\n{bad}\n"));
+        let e = Config::load_with(Some(f.path()), &[]).unwrap_err().to_string();
+        assert!(e.contains(key), "{key}: {e}");
+    }
+}
+
+fn der_of(pem: &str) -> Vec<u8> {
+    openssl::x509::X509::from_pem(pem.as_bytes()).unwrap().to_der().unwrap()
+}

@@ -15,6 +15,7 @@ pub enum ConnectorKind {
     Google,
     Github,
     Oidc,
+    Saml,
 }
 
 impl ConnectorKind {
@@ -23,6 +24,7 @@ impl ConnectorKind {
             ConnectorKind::Google => "google",
             ConnectorKind::Github => "github",
             ConnectorKind::Oidc => "oidc",
+            ConnectorKind::Saml => "saml",
         }
     }
 }
@@ -35,6 +37,8 @@ pub struct ConnectorConfig {
     #[serde(rename = "type")]
     pub kind: ConnectorKind,
     pub name: String,
+    /// OIDC and GitHub only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -62,6 +66,58 @@ pub struct ConnectorConfig {
     /// Upstream groups (OIDC groups claim, GitHub `org` or `org/team`) mapped to roles.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub role_mappings: Vec<RoleMappingConfig>,
+    // SAML 2.0 only (see [`crate::saml_config`]): the IdP's product, its entity id, SSO URL and
+    // pinned certificate(s), given one by one or as its metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<crate::saml_config::SamlPreset>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_entity_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sso_url: Option<String>,
+    /// PEM, one or more certificates (two during the IdP's certificate rollover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_certificate_file: Option<PathBuf>,
+    /// The IdP's metadata XML (an EntityDescriptor), inline or as a file: entity id, SSO URL
+    /// and signing certificates are taken from it unless given above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp_metadata_file: Option<PathBuf>,
+    /// Sign our AuthnRequests (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_requests: Option<bool>,
+    /// Accept responses the IdP sends without our request (IdP-initiated); off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_idp_initiated: bool,
+    /// Attribute names, when the IdP's differ from the preset's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_attribute: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name_attribute: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name_attribute: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_attribute: Option<String>,
+}
+
+impl ConnectorConfig {
+    fn has_saml_settings(&self) -> bool {
+        self.preset.is_some()
+            || self.idp_entity_id.is_some()
+            || self.sso_url.is_some()
+            || self.idp_certificate.is_some()
+            || self.idp_certificate_file.is_some()
+            || self.idp_metadata.is_some()
+            || self.idp_metadata_file.is_some()
+            || self.sign_requests.is_some()
+            || self.allow_idp_initiated
+            || self.email_attribute.is_some()
+            || self.first_name_attribute.is_some()
+            || self.last_name_attribute.is_some()
+            || self.groups_attribute.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
@@ -120,6 +176,7 @@ pub enum ConnectorSettings {
         api_url: Url,
         orgs: Vec<String>,
     },
+    Saml(Box<crate::saml_config::SamlSettings>),
 }
 
 /// A validated connector, ready for `upstream::Connector`.
@@ -137,11 +194,11 @@ pub struct ConnectorSpec {
     pub role_mappings: Vec<RoleMapping>,
 }
 
-fn problem(key: String, what: impl Into<String>, expected: impl Into<String>) -> Problem {
+pub(crate) fn problem(key: String, what: impl Into<String>, expected: impl Into<String>) -> Problem {
     Problem { key, problem: what.into(), expected: expected.into() }
 }
 
-fn http_url(raw: &str) -> Option<Url> {
+pub(crate) fn http_url(raw: &str) -> Option<Url> {
     let u = Url::parse(raw).ok()?;
     let loopback = matches!(u.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
         || matches!(u.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
@@ -256,10 +313,33 @@ pub fn validate_connectors(
         if c.name.trim().is_empty() {
             problems.push(problem(format!("{key}.name"), "is empty", "the name shown on the login page"));
         }
-        if c.client_id.trim().is_empty() {
+        let saml = c.kind == ConnectorKind::Saml;
+        if !saml && c.client_id.trim().is_empty() {
             problems.push(problem(format!("{key}.client_id"), "is empty", "the client id the upstream issued"));
         }
-        let secret = resolve_secret(c, &key, env).map_err(|p| problems.push(p));
+        let secret = if saml {
+            if !c.client_id.is_empty()
+                || c.client_secret.is_some()
+                || c.client_secret_env.is_some()
+                || c.client_secret_file.is_some()
+            {
+                problems.push(problem(
+                    format!("{key}.client_id"),
+                    "does not apply to type saml",
+                    "no client_id or client_secret: SAML trusts the IdP's certificate",
+                ));
+            }
+            Ok(ClientSecret::new(String::new()))
+        } else {
+            resolve_secret(c, &key, env).map_err(|p| problems.push(p))
+        };
+        if !saml && c.has_saml_settings() {
+            problems.push(problem(
+                format!("{key}.preset"),
+                format!("SAML settings do not apply to type {}", c.kind.as_str()),
+                "",
+            ));
+        }
         let wrong = |field: &str, set: bool, problems: &mut Vec<Problem>| {
             if set {
                 problems.push(problem(
@@ -270,6 +350,15 @@ pub fn validate_connectors(
             }
         };
         let settings = match c.kind {
+            ConnectorKind::Saml => {
+                wrong("issuer", c.issuer.is_some(), problems);
+                wrong("scopes", c.scopes.is_some(), problems);
+                wrong("groups_claim", c.groups_claim.is_some(), problems);
+                wrong("hosted_domains", !c.hosted_domains.is_empty(), problems);
+                wrong("orgs", !c.orgs.is_empty(), problems);
+                wrong("base_url", c.base_url.is_some(), problems);
+                crate::saml_config::validate(c, &key, problems).map(|s| ConnectorSettings::Saml(Box::new(s)))
+            }
             ConnectorKind::Google | ConnectorKind::Oidc => {
                 wrong("orgs", !c.orgs.is_empty(), problems);
                 wrong("base_url", c.base_url.is_some(), problems);

@@ -39,6 +39,7 @@ pub mod domain;
 pub mod maintenance;
 pub mod mfa;
 pub mod oidc;
+pub mod saml_config;
 pub mod scim;
 pub mod storage;
 pub mod tokens;

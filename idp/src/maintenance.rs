@@ -1,5 +1,5 @@
 //! Periodic housekeeping inside `idp serve`: the audit retention purge, expired sessions, old
-//! rate-limit windows, spent OAuth codes, refresh tokens and grants, unconfirmed TOTP enrolments, logins left waiting for their second factor.
+//! rate-limit windows, spent OAuth codes, refresh tokens and grants, unconfirmed TOTP enrolments, logins left waiting for their second factor, SAML assertion ids past their expiry.
 //! Idempotent, so every instance may run it.
 
 use std::time::Duration;
@@ -16,6 +16,9 @@ pub fn run_once(state: &AppState) -> Result<(usize, usize, usize), crate::storag
     let sessions = state.db.write(|conn| session::purge_expired(conn, &state.config.session, now))?;
     let limits = state.db.write(|conn| state.limiter.purge(conn, now.and_utc().timestamp()))?;
     state.db.write(|conn| crate::storage::login_flows::LoginFlowRepository::purge_login_flows(conn, now))?;
+    state
+        .db
+        .write(|conn| crate::storage::saml_assertions::SamlAssertionRepository::purge_saml_assertions(conn, now))?;
     state.db.write(|conn| crate::oidc::purge(conn, now))?;
     state.db.write(|conn| crate::oidc::rotation::purge(conn, now))?;
     state.db.write(|conn| crate::mfa::totp::purge_pending(conn, now))?;

@@ -41,6 +41,12 @@ pub fn create(
     if config.client_secret_env.is_some() || config.client_secret_file.is_some() {
         return Err(AdminError::Invalid("give the client secret itself; it is stored sealed".into()));
     }
+    // Never a path on this host: an organisation's administrator must not make the server read files.
+    if config.idp_certificate_file.is_some() || config.idp_metadata_file.is_some() {
+        return Err(AdminError::Invalid(
+            "give the IdP certificate or metadata itself (idp_certificate, idp_metadata)".into(),
+        ));
+    }
     let spec = validate_one(config)?;
     // An organisation's connector gives roles in that organisation only (its mappings also
     // decide which SCIM accounts its logins may claim); the file's are the operator's.
@@ -119,7 +125,12 @@ pub fn load(
             Err(e) => return Err(e),
         };
         let config: Result<ConnectorConfig, _> = serde_json::from_str(&row.settings);
-        match config.map(|c| validate_one(&ConnectorConfig { client_secret: Some(secret), ..c })) {
+        // A SAML connection has no client secret (an empty one is sealed in its place).
+        let with_secret = |c: ConnectorConfig| match c.kind {
+            crate::config::ConnectorKind::Saml => c,
+            _ => ConnectorConfig { client_secret: Some(secret.clone()), ..c },
+        };
+        match config.map(|c| validate_one(&with_secret(c))) {
             Ok(Ok(spec)) => out.push(spec),
             _ => tracing::error!(connector = %row.id, "a stored connector no longer validates; skipped"),
         }
@@ -200,4 +211,40 @@ pub fn delete_as(
         return Err(AdminError::NotFound("connector"));
     }
     delete(conn, auditor, now, caller.actor(), id)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::crypto::pseudonym::Pseudonymiser;
+    use crate::crypto::secretbox::{KeySource, Keyring};
+    use crate::storage::{DatabaseUrl, Db};
+
+    /// An organisation's administrator (the API) cannot make the server read a file: a SAML
+    /// connection names its certificate or metadata inline, never by path.
+    #[test]
+    fn a_saml_connection_by_file_path_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&DatabaseUrl::Sqlite(dir.path().join("t.sqlite")), 2).unwrap();
+        db.migrate().unwrap();
+        let keys = MasterKeys::new(KeySource::Env(zeroize::Zeroizing::new(String::new())), Keyring::generate());
+        let auditor = Auditor::new(Pseudonymiser::new(zeroize::Zeroizing::new(vec![7; 32])));
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap().naive_utc();
+        for (cert, metadata) in [(Some("/etc/passwd"), None), (None, Some("/etc/passwd"))] {
+            let config = ConnectorConfig {
+                id: "acme-okta".into(),
+                kind: crate::config::ConnectorKind::Saml,
+                name: "Acme".into(),
+                preset: Some(crate::saml_config::SamlPreset::Okta),
+                idp_entity_id: Some("urn:idp".into()),
+                sso_url: Some("https://idp.example/sso".into()),
+                idp_certificate_file: cert.map(Into::into),
+                idp_metadata_file: metadata.map(Into::into),
+                ..serde_json::from_str(r#"{"id":"x","type":"saml","name":"x"}"#).unwrap()
+            };
+            let r = db.write(|c| create(c, &keys, &auditor, now, Actor::Cli, "acme", &config, &|_| false));
+            assert!(matches!(r, Err(AdminError::Invalid(ref m)) if m.contains("itself")), "{r:?}");
+        }
+    }
 }

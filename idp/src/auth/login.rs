@@ -355,6 +355,21 @@ pub fn record_failure(
     )
 }
 
+/// Records a verified SAML assertion's id until it expires; `false` if it was seen before.
+pub fn saml_replay(
+    conn: &mut impl crate::storage::saml_assertions::SamlAssertionRepository,
+    now: NaiveDateTime,
+    connector_id: &str,
+    accepted: &crate::upstream::saml::Accepted,
+) -> Result<bool, StorageError> {
+    conn.record_saml_assertion(&crate::storage::saml_assertions::SamlAssertionRow {
+        id: hash_token(&format!("{connector_id}\n{}", accepted.assertion_id)),
+        connector_id: connector_id.to_owned(),
+        seen_at: now,
+        expires_at: accepted.remember_until.naive_utc(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

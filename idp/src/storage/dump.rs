@@ -21,6 +21,7 @@ use super::models::*;
 use super::oauth::{CodeRow, ConsentRow, GrantRow, RefreshTokenRow, RevokedAccessTokenRow};
 use super::passwords::PasswordCredentialRow;
 use super::pending_mfa::PendingMfaLoginRow;
+use super::saml_assertions::SamlAssertionRow;
 use super::schema;
 use super::scim::{ScimGroupMemberRow, ScimResourceRow};
 use super::webauthn::{WebauthnCeremonyRow, WebauthnCredentialRow};
@@ -178,6 +179,7 @@ backed_up_tables! {
     project_mfa_policies: ProjectMfaPolicyRow,
     audit_events: AuditEventRow,
     rate_limits: RateLimitRow,
+    saml_assertions: SamlAssertionRow,
 }
 
 /// Tables the database holds that [`TABLES`] does not cover; a backup refuses to run while any exist.

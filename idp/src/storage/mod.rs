@@ -20,6 +20,7 @@ pub mod organisations;
 pub mod passwords;
 pub mod pending_mfa;
 pub mod rate_limits;
+pub mod saml_assertions;
 pub mod schema;
 pub mod scim;
 pub mod secrets;

@@ -449,3 +449,12 @@ diesel::table! {
 
 diesel::joinable!(webauthn_credentials -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(webauthn_credentials, users);
+
+diesel::table! {
+    saml_assertions (id) {
+        id -> Text,
+        connector_id -> Text,
+        seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}

@@ -63,6 +63,7 @@ impl GithubConnector {
         match &self.spec.settings {
             ConnectorSettings::Github { web_url, api_url, orgs } => (web_url, api_url, orgs),
             ConnectorSettings::Oidc { issuer, .. } => (issuer, issuer, &[]),
+            ConnectorSettings::Saml(s) => (&s.sso_url, &s.sso_url, &[]),
         }
     }
 
@@ -88,7 +89,11 @@ impl GithubConnector {
                 url.query_pairs_mut().append_pair("login", hint);
             }
         }
-        Ok(Authorization { url, state, secrets: FlowSecrets { nonce: None, pkce_verifier: Some(verifier) } })
+        Ok(Authorization {
+            url,
+            state,
+            secrets: FlowSecrets { nonce: None, pkce_verifier: Some(verifier), saml_request_id: None },
+        })
     }
 
     async fn get<T: for<'de> Deserialize<'de>>(&self, token: &str, path: &str) -> Result<T, UpstreamError> {

@@ -1,9 +1,11 @@
 //! Upstream connectors: each turns a login at an upstream provider into an [`ExternalIdentity`].
 //! Google and generic OIDC share one implementation (discovery, PKCE, nonce, ID token checks);
-//! GitHub is OAuth2 plus its REST API.
+//! GitHub is OAuth2 plus its REST API; SAML 2.0 connections (`saml`) post to an ACS instead of
+//! a callback, and end in the same login completion.
 
 pub mod github;
 pub mod oidc;
+pub mod saml;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,9 @@ pub struct ExternalIdentity {
 pub struct FlowSecrets {
     pub nonce: Option<String>,
     pub pkce_verifier: Option<String>,
+    /// SAML: the id of our AuthnRequest, which the response's InResponseTo must name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saml_request_id: Option<String>,
 }
 
 /// Where to send the browser, and what to remember until it comes back.
@@ -74,6 +79,7 @@ pub(crate) fn http_client() -> reqwest::Client {
 pub enum Connector {
     Oidc(Box<oidc::OidcConnector>),
     Github(Box<github::GithubConnector>),
+    Saml(Box<saml::SamlConnector>),
 }
 
 impl Connector {
@@ -81,6 +87,7 @@ impl Connector {
         match &spec.settings {
             ConnectorSettings::Oidc { .. } => Connector::Oidc(Box::new(oidc::OidcConnector::new(spec))),
             ConnectorSettings::Github { .. } => Connector::Github(Box::new(github::GithubConnector::new(spec))),
+            ConnectorSettings::Saml(_) => Connector::Saml(Box::new(saml::SamlConnector::new(spec))),
         }
     }
 
@@ -88,6 +95,15 @@ impl Connector {
         match self {
             Connector::Oidc(c) => c.spec(),
             Connector::Github(c) => c.spec(),
+            Connector::Saml(c) => c.spec(),
+        }
+    }
+
+    /// The SAML connection, for the ACS and metadata endpoints.
+    pub fn saml(&self) -> Option<&saml::SamlConnector> {
+        match self {
+            Connector::Saml(c) => Some(c),
+            _ => None,
         }
     }
 
@@ -104,14 +120,17 @@ impl Connector {
     }
 
     /// Where to send the browser; `login_hint` (an e-mail typed on our login page) is passed on.
+    /// A SAML connection answers at its ACS rather than `redirect_uri`, and signs with `sp`.
     pub async fn authorize(
         &self,
         redirect_uri: &str,
         login_hint: Option<&str>,
+        sp: saml::SpContext<'_>,
     ) -> Result<Authorization, UpstreamError> {
         match self {
             Connector::Oidc(c) => c.authorize(redirect_uri, login_hint).await,
             Connector::Github(c) => c.authorize(redirect_uri, login_hint),
+            Connector::Saml(c) => c.authorize(sp),
         }
     }
 
@@ -119,7 +138,7 @@ impl Connector {
     pub async fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), UpstreamError> {
         match self {
             Connector::Oidc(c) => c.check_response_issuer(iss).await,
-            Connector::Github(_) => match iss {
+            Connector::Github(_) | Connector::Saml(_) => match iss {
                 None => Ok(()),
                 Some(_) => Err(UpstreamError::Invalid("an iss parameter from a provider that sends none".into())),
             },
@@ -135,6 +154,7 @@ impl Connector {
         match self {
             Connector::Oidc(c) => c.finish(redirect_uri, code, secrets).await,
             Connector::Github(c) => c.finish(redirect_uri, code, secrets).await,
+            Connector::Saml(_) => Err(UpstreamError::Invalid("a SAML connection answers at its ACS".into())),
         }
     }
 }

@@ -79,6 +79,7 @@ impl OidcConnector {
                 (issuer, scopes, groups_claim.as_deref(), hosted_domains)
             }
             ConnectorSettings::Github { web_url, .. } => (web_url, &[], None, &[]),
+            ConnectorSettings::Saml(s) => (&s.sso_url, &[], None, &[]),
         }
     }
 
@@ -140,6 +141,7 @@ impl OidcConnector {
             secrets: FlowSecrets {
                 nonce: Some(nonce.secret().clone()),
                 pkce_verifier: Some(verifier.secret().clone()),
+                saml_request_id: None,
             },
         })
     }

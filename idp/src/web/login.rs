@@ -71,8 +71,13 @@ async fn begin_flow(
     return_to: Option<String>,
     link_user: Option<crate::domain::UserId>,
 ) -> Result<HttpResponse, WebError> {
+    let sp = crate::upstream::saml::SpContext {
+        base_url: state.config.base_url(),
+        keys: &state.saml_sp,
+        now: state.clock.now(),
+    };
     let authorization =
-        connector.authorize(&redirect_uri(state, connector.id()), hint).await.map_err(upstream_error)?;
+        connector.authorize(&redirect_uri(state, connector.id()), hint, sp).await.map_err(upstream_error)?;
     let binding = random_token(32);
     let s = state.clone();
     let connector_id = connector.id().to_owned();
@@ -88,7 +93,75 @@ async fn begin_flow(
     .map_err(login_error)?;
     let mut flow = cookie(state, flow_cookie_name(state.config.is_https()), binding);
     flow.set_max_age(CookieDuration::seconds(login::FLOW_LIFETIME_SECS));
+    if connector.saml().is_some() && state.config.is_https() {
+        // The IdP posts the response to the ACS from its own site: a Lax cookie would stay behind.
+        flow.set_same_site(SameSite::None);
+    }
     Ok(HttpResponse::SeeOther().cookie(flow).insert_header((header::LOCATION, authorization.url.to_string())).finish())
+}
+
+/// Audits a failed login and answers with `err`; `reason` is a fixed phrase.
+pub(super) async fn fail(
+    state: &web::Data<AppState>,
+    connector_id: &str,
+    ip: Option<std::net::IpAddr>,
+    reason: &'static str,
+    err: WebError,
+) -> Result<HttpResponse, WebError> {
+    Err(refused(state, connector_id, ip, reason, err).await)
+}
+
+/// Audits a failed login; returns `err` for the caller to answer with.
+pub(super) async fn refused(
+    state: &web::Data<AppState>,
+    connector_id: &str,
+    ip: Option<std::net::IpAddr>,
+    reason: &'static str,
+    err: WebError,
+) -> WebError {
+    let s = state.clone();
+    let connector_id = connector_id.to_owned();
+    let audited = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| login::record_failure(conn, &s.auditor, now, &connector_id, reason, ip))
+    })
+    .await;
+    if let Ok(Err(e)) = audited {
+        tracing::error!(error = %e, "could not audit a failed login");
+    }
+    tracing::info!(reason, "login failed");
+    err
+}
+
+/// Consumes the flow a response names (`flow_state`: OIDC `state`, SAML `RelayState`), bound
+/// to this browser's flow cookie; a refusal is audited.
+pub(super) async fn take_flow(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    connector_id: &str,
+    flow_state: String,
+) -> Result<login::TakenFlow, WebError> {
+    let ip = client_ip(req, &state.config.trusted_proxies);
+    let binding = req.cookie(flow_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
+    let s = state.clone();
+    let id = connector_id.to_owned();
+    let taken = web::block(move || {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| login::take(conn, &s.keys, now, &id, &flow_state, binding.as_deref()))
+    })
+    .await?;
+    match taken.map_err(WebError::from)? {
+        Ok(f) => Ok(f),
+        Err(e) => {
+            let reason = match e {
+                LoginError::UnknownFlow => "unknown or reused state",
+                LoginError::WrongConnector => "response for another connector",
+                LoginError::WrongBrowser => "flow cookie missing or wrong",
+                _ => "flow error",
+            };
+            Err(refused(state, connector_id, ip, reason, login_error(e)).await)
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,58 +181,37 @@ pub async fn callback(
     super::extract::fresh_connectors(&state, Some(&id)).await?;
     let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
     let ip = client_ip(&req, &state.config.trusted_proxies);
-    let failing_connector = connector.id().to_owned();
-    let fail = |reason: &'static str, err: WebError| {
-        let s = state.clone();
-        let connector_id = failing_connector.clone();
-        async move {
-            let audited = web::block(move || {
-                let now = s.clock.now_naive();
-                s.db.write(|conn| login::record_failure(conn, &s.auditor, now, &connector_id, reason, ip))
-            })
-            .await;
-            if let Ok(Err(e)) = audited {
-                tracing::error!(error = %e, "could not audit a failed login");
-            }
-            tracing::info!(reason, "login failed");
-            Err::<HttpResponse, WebError>(err)
-        }
-    };
+    let cid = connector.id().to_owned();
     let Some(flow_state) = query.state.clone() else {
-        return fail("no state", WebError::BadRequest("The sign-in response is incomplete. Please start again.")).await;
+        return fail(
+            &state,
+            &cid,
+            ip,
+            "no state",
+            WebError::BadRequest("The sign-in response is incomplete. Please start again."),
+        )
+        .await;
     };
-    let binding = req.cookie(flow_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
-    let s = state.clone();
-    let connector_id = connector.id().to_owned();
-    let taken = web::block(move || {
-        let now = s.clock.now_naive();
-        s.db.write(|conn| login::take(conn, &s.keys, now, &connector_id, &flow_state, binding.as_deref()))
-    })
-    .await?;
-    let flow = match taken.map_err(WebError::from)? {
-        Ok(f) => f,
-        Err(e) => {
-            let reason = match e {
-                LoginError::UnknownFlow => "unknown or reused state",
-                LoginError::WrongConnector => "response for another connector",
-                LoginError::WrongBrowser => "flow cookie missing or wrong",
-                _ => "flow error",
-            };
-            return fail(reason, login_error(e)).await;
-        }
-    };
+    let flow = take_flow(&req, &state, &cid, flow_state).await?;
     if query.error.is_some() {
-        return fail("refused upstream", WebError::Forbidden("The sign-in was cancelled or refused by the provider."))
-            .await;
+        let err = WebError::Forbidden("The sign-in was cancelled or refused by the provider.");
+        return fail(&state, &cid, ip, "refused upstream", err).await;
     }
     if let Err(e) = connector.check_response_issuer(query.iss.as_deref()).await {
         tracing::warn!(error = ?e, "authorization response issuer check failed");
-        return fail("issuer mismatch", upstream_error(e)).await;
+        return fail(&state, &cid, ip, "issuer mismatch", upstream_error(e)).await;
     }
     let Some(code) = query.code.as_deref() else {
-        return fail("no code", WebError::BadRequest("The sign-in response is incomplete. Please start again.")).await;
+        return fail(
+            &state,
+            &cid,
+            ip,
+            "no code",
+            WebError::BadRequest("The sign-in response is incomplete. Please start again."),
+        )
+        .await;
     };
-    let identity = match connector.finish(&redirect_uri(&state, connector.id()), code, flow.secrets).await {
+    let identity = match connector.finish(&redirect_uri(&state, connector.id()), code, flow.secrets.clone()).await {
         Ok(i) => i,
         Err(e) => {
             tracing::warn!(error = ?e, connector = %connector.id(), "upstream login failed");
@@ -169,9 +221,22 @@ pub async fn callback(
                 UpstreamError::Invalid(_) => "invalid upstream response",
                 UpstreamError::NotAllowed(_) => "not allowed by connector policy",
             };
-            return fail(reason, upstream_error(e)).await;
+            return fail(&state, &cid, ip, reason, upstream_error(e)).await;
         }
     };
+    complete(&req, &state, &connector, identity, Some(flow)).await
+}
+
+/// The end of every upstream login, OIDC, GitHub and SAML alike: the account (link or
+/// just-in-time sign-up), the group-to-role sync, a fresh session or the second-factor step.
+pub(super) async fn complete(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    connector: &crate::upstream::Connector,
+    identity: crate::upstream::ExternalIdentity,
+    flow: Option<login::TakenFlow>,
+) -> Result<HttpResponse, WebError> {
+    let ip = client_ip(req, &state.config.trusted_proxies);
     let origin = Origin {
         ip,
         user_agent: req.headers().get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
@@ -179,8 +244,9 @@ pub async fn callback(
     let s = state.clone();
     let trust = connector.spec().trust_upstream_mfa;
     let previous = req.cookie(session_cookie_name(state.config.is_https())).map(|c| c.value().to_owned());
-    let link_user = flow.link_user;
-    let return_to = flow.return_to.clone();
+    let link_user = flow.as_ref().and_then(|f| f.link_user);
+    let return_to = flow.as_ref().and_then(|f| f.return_to.clone());
+    let rt = return_to.clone();
     let done = web::block(move || {
         let now = s.clock.now_naive();
         let mappings =
@@ -193,8 +259,7 @@ pub async fn callback(
         };
         // One transaction: a refusal leaves nothing behind (no half-linked identity).
         s.db.write(|conn| {
-            let done =
-                login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin, return_to.as_deref())?;
+            let done = login::complete(conn, &s.auditor, policy, now, &identity, link_user, &origin, rt.as_deref())?;
             if matches!(done, login::Completed::Session(..)) {
                 crate::auth::session::end_previous(conn, previous.as_deref())?;
             }
@@ -205,9 +270,9 @@ pub async fn callback(
     let token = match done {
         Ok(login::Completed::Session(token, _, _)) => token,
         Ok(login::Completed::SecondFactor(pending, _)) => {
-            let mut gone = cookie(&state, flow_cookie_name(state.config.is_https()), String::new());
+            let mut gone = cookie(state, flow_cookie_name(state.config.is_https()), String::new());
             gone.make_removal();
-            let mut res = super::mfa::ask_for_second_factor(&state, &pending);
+            let mut res = super::mfa::ask_for_second_factor(state, &pending);
             res.add_cookie(&gone).map_err(|e| WebError::Internal(e.to_string()))?;
             return Ok(res);
         }
@@ -219,20 +284,20 @@ pub async fn callback(
                 LoginError::LinkedElsewhere => "identity linked to another user",
                 _ => "login error",
             };
-            return fail(reason, login_error(e)).await;
+            return fail(state, connector.id(), ip, reason, login_error(e)).await;
         }
     };
-    let mut gone = cookie(&state, flow_cookie_name(state.config.is_https()), String::new());
+    let mut gone = cookie(state, flow_cookie_name(state.config.is_https()), String::new());
     gone.make_removal();
-    let target = flow.return_to.unwrap_or_else(|| "/".into());
+    let target = return_to.unwrap_or_else(|| "/".into());
     Ok(HttpResponse::SeeOther()
-        .cookie(cookie(&state, session_cookie_name(state.config.is_https()), token.expose().to_owned()))
+        .cookie(cookie(state, session_cookie_name(state.config.is_https()), token.expose().to_owned()))
         .cookie(gone)
         .insert_header((header::LOCATION, target))
         .finish())
 }
 
-fn upstream_error(e: UpstreamError) -> WebError {
+pub(super) fn upstream_error(e: UpstreamError) -> WebError {
     match e {
         UpstreamError::Unavailable(why) => WebError::UpstreamDown(why),
         UpstreamError::Denied(_) => WebError::Forbidden("The sign-in was refused by the provider."),
@@ -243,7 +308,7 @@ fn upstream_error(e: UpstreamError) -> WebError {
     }
 }
 
-fn login_error(e: LoginError) -> WebError {
+pub(super) fn login_error(e: LoginError) -> WebError {
     match e {
         LoginError::UnknownFlow | LoginError::WrongConnector | LoginError::WrongBrowser => {
             WebError::BadRequest("This sign-in link has expired or was already used. Please start again.")

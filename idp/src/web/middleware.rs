@@ -102,12 +102,14 @@ pub async fn body_limit(
 
 /// CSRF, first layer: an unsafe request that a browser marks as coming from another origin is
 /// refused whatever it carries. Non-browser clients send neither header and pass to the
-/// second layer (form tokens, or bearer credentials on APIs).
+/// second layer (form tokens, or bearer credentials on APIs). A SAML ACS is the exception: the
+/// IdP's page posts to it from the IdP's origin by design, and what it accepts is bound to this
+/// browser's flow (RelayState, flow cookie, InResponseTo) and signed by the pinned key.
 pub async fn same_origin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+    if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !is_saml_acs(req.path()) {
         let fetch_site = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok());
         let origin = req.headers().get(header::ORIGIN).map(|o| o.to_str());
         let origin_ok = match (origin, req.app_data::<web::Data<AppState>>()) {
@@ -124,6 +126,14 @@ pub async fn same_origin(
         }
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+fn is_saml_acs(path: &str) -> bool {
+    let mut parts = path.split('/');
+    matches!(
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()),
+        (Some(""), Some("saml"), Some(id), Some("acs"), None) if !id.is_empty()
+    )
 }
 
 /// The per-IP limit for authentication endpoints; per-account limits are applied by the login

@@ -16,6 +16,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod password;
 pub mod routes;
+pub mod saml;
 pub mod scim;
 pub mod tokens;
 pub mod views;
@@ -69,6 +70,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("/callback")
                 .wrap(from_fn(middleware::auth_rate_limit))
                 .route("/{connector}", web::get().to(login::callback)),
+        )
+        .route("/saml/{connector}/metadata", web::get().to(saml::metadata))
+        .service(
+            web::resource("/saml/{connector}/acs")
+                .wrap(from_fn(middleware::auth_rate_limit))
+                .route(web::post().to(saml::acs)),
         )
         .route("/logout", web::post().to(routes::logout))
         // idp as an OpenID Provider.
