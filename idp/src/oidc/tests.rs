@@ -457,9 +457,64 @@ fn tokens_for_a_project_client_carry_the_users_role_there() {
     assert_eq!(id["roles"], serde_json::json!(["admin"]));
     assert_eq!(at["roles"], serde_json::json!(["admin"]));
     assert_eq!(at["project_id"], id["project_id"]);
+    assert_eq!(id["groups"], serde_json::json!([]), "in no SCIM group yet");
     let other = w.redeem("app", &w.code(&params("app")), Some(VERIFIER)).unwrap();
     let at = w.provider.signer.verify(&other.access_token, "at+jwt").unwrap();
     assert!(at.get("roles").is_none(), "a client without a project gets no roles");
+
+    // Groups the organisation's identity provider put the user in over SCIM; another
+    // organisation's groups never show.
+    let org = w.db.read(|c| crate::tokens::resolve_project(c, "acme/billing")).unwrap().unwrap().0;
+    let globex =
+        w.db.write(|c| {
+            crate::admin::organisations::create_organisation(
+                c,
+                &auditor,
+                now,
+                crate::audit::Actor::Cli,
+                "Globex",
+                Some("globex"),
+                &[],
+            )
+        })
+        .unwrap()
+        .id;
+    w.db.write(|c| {
+        use crate::storage::scim::{ScimRepository, ScimResourceRow};
+        let row = |id: &str,
+                   org: crate::domain::OrganisationId,
+                   kind: &str,
+                   user: Option<String>,
+                   attrs: serde_json::Value| {
+            ScimResourceRow {
+                id: id.into(),
+                organisation_id: org.to_string(),
+                kind: kind.into(),
+                unique_name: id.into(),
+                user_id: user,
+                external_id: None,
+                attributes: attrs.to_string(),
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            }
+        };
+        let me = Some(w.session.user_id.to_string());
+        c.insert_scim_resource(&row("u-acme", org, "User", me.clone(), serde_json::json!({"userName": "a"})))?;
+        c.insert_scim_resource(&row("u-globex", globex, "User", me, serde_json::json!({"userName": "a"})))?;
+        for (id, o, name) in [("g1", org, "Engineers"), ("g2", org, "Billing admins"), ("g3", globex, "Globex staff")] {
+            c.insert_scim_resource(&row(id, o, "Group", None, serde_json::json!({"displayName": name})))?;
+        }
+        c.set_scim_group_members("g1", &["u-acme".into()])?;
+        c.set_scim_group_members("g2", &["u-acme".into()])?;
+        c.set_scim_group_members("g3", &["u-globex".into()])
+    })
+    .unwrap();
+    let t = w.redeem("billing", &w.code(&params("billing")), Some(VERIFIER)).unwrap();
+    let id = w.provider.signer.verify(t.id_token.as_deref().unwrap(), "JWT").unwrap();
+    let at = w.provider.signer.verify(&t.access_token, "at+jwt").unwrap();
+    assert_eq!(id["groups"], serde_json::json!(["Billing admins", "Engineers"]));
+    assert_eq!(at["groups"], id["groups"]);
 }
 
 impl World {

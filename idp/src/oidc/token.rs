@@ -134,9 +134,10 @@ pub fn issue(
         (Some(user), Some(reference)) => project_roles(conn, parse_id(user)?, &reference)?,
         _ => None,
     };
-    if let (Some((project, roles)), Some(map)) = (&project_claims, at.as_object_mut()) {
+    if let (Some((project, roles, groups)), Some(map)) = (&project_claims, at.as_object_mut()) {
         map.insert("project_id".into(), project.clone().into());
         map.insert("roles".into(), roles.clone().into());
+        map.insert("groups".into(), groups.clone().into());
     }
     if g.user_id.is_some() {
         if let Some(map) = at.as_object_mut() {
@@ -175,9 +176,10 @@ pub fn issue(
                 if what.scopes.iter().any(|s| s == "profile") {
                     map.insert("name".into(), user.display_name.clone().into());
                 }
-                if let Some((project, roles)) = &project_claims {
+                if let Some((project, roles, groups)) = &project_claims {
                     map.insert("project_id".into(), project.clone().into());
                     map.insert("roles".into(), roles.clone().into());
+                    map.insert("groups".into(), groups.clone().into());
                 }
             }
             let alg = provider.client(&g.client_id).map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
@@ -295,17 +297,20 @@ pub fn verify_access_token(
     Ok(live_grant(conn, grant_id)?.map(|g| (claims, g)))
 }
 
-/// The client's project and the user's role in it (empty for a non-member), for the `roles`
-/// claim. `None` when the client's project does not exist.
+/// The client's project, the user's role in it (empty for a non-member) and the groups the
+/// organisation's identity provider put the user in over SCIM, for the `roles` and `groups`
+/// claims. `None` when the client's project does not exist.
 fn project_roles(
     conn: &mut DbConnection,
     user: crate::domain::UserId,
     reference: &str,
-) -> Result<Option<(String, Vec<String>)>, StorageError> {
+) -> Result<Option<(String, Vec<String>, Vec<String>)>, StorageError> {
+    use crate::storage::scim::ScimRepository;
     let Some((org, project)) = crate::tokens::resolve_project(conn, reference)? else { return Ok(None) };
     let roles = match crate::admin::access::role_in(conn, user, org, Some(project))? {
         Some(role) => vec![crate::tokens::role_name(conn, role)?],
         None => Vec::new(),
     };
-    Ok(Some((project.to_string(), roles)))
+    let groups = conn.scim_group_names_of_user(&org.to_string(), &user.to_string())?;
+    Ok(Some((project.to_string(), roles, groups)))
 }

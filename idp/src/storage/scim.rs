@@ -63,6 +63,8 @@ pub trait ScimRepository {
     fn scim_group_members(&mut self, group_id: &str) -> StorageResult<Vec<String>>;
     /// The groups `member_id` is directly in.
     fn scim_groups_of(&mut self, member_id: &str) -> StorageResult<Vec<String>>;
+    /// The display names of the organisation's groups that idp user `user_id` is directly in.
+    fn scim_group_names_of_user(&mut self, org: &str, user_id: &str) -> StorageResult<Vec<String>>;
 }
 
 impl ScimRepository for DbConnection {
@@ -166,6 +168,36 @@ impl ScimRepository for DbConnection {
             .order(scim_group_members::group_id)
             .select(scim_group_members::group_id)
             .load(self)?)
+    }
+
+    fn scim_group_names_of_user(&mut self, org: &str, user_id: &str) -> StorageResult<Vec<String>> {
+        let me: Vec<String> = scim_resources::table
+            .filter(scim_resources::organisation_id.eq(org))
+            .filter(scim_resources::kind.eq("User"))
+            .filter(scim_resources::user_id.eq(user_id))
+            .select(scim_resources::id)
+            .load(self)?;
+        if me.is_empty() {
+            return Ok(Vec::new());
+        }
+        let groups: Vec<String> = scim_group_members::table
+            .filter(scim_group_members::member_id.eq_any(&me))
+            .select(scim_group_members::group_id)
+            .load(self)?;
+        let attributes: Vec<String> = scim_resources::table
+            .filter(scim_resources::organisation_id.eq(org))
+            .filter(scim_resources::kind.eq("Group"))
+            .filter(scim_resources::id.eq_any(&groups))
+            .select(scim_resources::attributes)
+            .load(self)?;
+        let mut names: Vec<String> = attributes
+            .iter()
+            .filter_map(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+            .filter_map(|a| a.get("displayName").and_then(serde_json::Value::as_str).map(str::to_owned))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
     }
 }
 
