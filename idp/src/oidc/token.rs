@@ -134,10 +134,8 @@ pub fn issue(
         (Some(user), Some(reference)) => project_roles(conn, parse_id(user)?, &reference)?,
         _ => None,
     };
-    if let (Some((project, roles, groups)), Some(map)) = (&project_claims, at.as_object_mut()) {
-        map.insert("project_id".into(), project.clone().into());
-        map.insert("roles".into(), roles.clone().into());
-        map.insert("groups".into(), groups.clone().into());
+    if let (Some(p), Some(map)) = (&project_claims, at.as_object_mut()) {
+        p.insert_into(map);
     }
     if g.user_id.is_some() {
         if let Some(map) = at.as_object_mut() {
@@ -176,10 +174,8 @@ pub fn issue(
                 if what.scopes.iter().any(|s| s == "profile") {
                     map.insert("name".into(), user.display_name.clone().into());
                 }
-                if let Some((project, roles, groups)) = &project_claims {
-                    map.insert("project_id".into(), project.clone().into());
-                    map.insert("roles".into(), roles.clone().into());
-                    map.insert("groups".into(), groups.clone().into());
+                if let Some(p) = &project_claims {
+                    p.insert_into(map);
                 }
             }
             let alg = provider.client(&g.client_id).map_or(SigningAlgorithm::Rs256, |c| c.id_token_alg);
@@ -297,6 +293,21 @@ pub fn verify_access_token(
     Ok(live_grant(conn, grant_id)?.map(|g| (claims, g)))
 }
 
+/// What a token of a project's client says about its user there.
+struct ProjectClaims {
+    project: String,
+    roles: Vec<String>,
+    groups: Vec<String>,
+}
+
+impl ProjectClaims {
+    fn insert_into(&self, map: &mut serde_json::Map<String, Value>) {
+        map.insert("project_id".into(), self.project.clone().into());
+        map.insert("roles".into(), self.roles.clone().into());
+        map.insert("groups".into(), self.groups.clone().into());
+    }
+}
+
 /// The client's project, the user's role in it (empty for a non-member) and the groups the
 /// organisation's identity provider put the user in over SCIM, for the `roles` and `groups`
 /// claims. `None` when the client's project does not exist.
@@ -304,7 +315,7 @@ fn project_roles(
     conn: &mut DbConnection,
     user: crate::domain::UserId,
     reference: &str,
-) -> Result<Option<(String, Vec<String>, Vec<String>)>, StorageError> {
+) -> Result<Option<ProjectClaims>, StorageError> {
     use crate::storage::scim::ScimRepository;
     let Some((org, project)) = crate::tokens::resolve_project(conn, reference)? else { return Ok(None) };
     let roles = match crate::admin::access::role_in(conn, user, org, Some(project))? {
@@ -312,5 +323,5 @@ fn project_roles(
         None => Vec::new(),
     };
     let groups = conn.scim_group_names_of_user(&org.to_string(), &user.to_string())?;
-    Ok(Some((project.to_string(), roles, groups)))
+    Ok(Some(ProjectClaims { project: project.to_string(), roles, groups }))
 }
