@@ -143,6 +143,9 @@ pub async fn page(
         ),
         Some("webauthn_added") => Some("Your security key or passkey is set up."),
         Some("webauthn_removed") => Some("The security key or passkey was removed."),
+        _ if query.return_to.as_deref().is_some_and(|r| r.starts_with("/admin")) => {
+            Some("This organisation's administration requires a second factor. Set one up here, then continue to it.")
+        }
         _ if query.return_to.is_some() => Some(
             "The application you were signing in to requires a second factor. Set one up here, then continue to it.",
         ),
