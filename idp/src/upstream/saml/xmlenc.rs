@@ -337,7 +337,7 @@ fn key_transport(alg: &str, digest: Option<&str>, mgf: Option<&str>) -> Result<O
 
 /// Unwraps the content key with our RSA key (OAEP only) and decrypts the content.
 pub fn decrypt(found: &Found, key: &PKey<Private>) -> Result<Zeroizing<Vec<u8>>, SamlRejection> {
-    let rsa_size = usize::try_from(key.size()).unwrap_or(0);
+    let rsa_size = key.size();
     if key.id() != openssl::pkey::Id::RSA || found.encrypted_key.len() != rsa_size {
         return Err(UNDECRYPTABLE);
     }
@@ -441,10 +441,8 @@ pub fn plaintext_assertion(plain: &[u8]) -> Result<&str, SamlRejection> {
             }
             Event::Start(_) => depth += 1,
             Event::End(_) => depth = depth.saturating_sub(1),
-            Event::Text(t) if depth == 0 => {
-                if !t.decode().is_ok_and(|s| s.trim().is_empty()) {
-                    return Err(SamlRejection::Malformed("text around the decrypted assertion"));
-                }
+            Event::Text(t) if depth == 0 && !t.decode().is_ok_and(|s| s.trim().is_empty()) => {
+                return Err(SamlRejection::Malformed("text around the decrypted assertion"));
             }
             Event::DocType(_) => return Err(SamlRejection::Malformed("a DOCTYPE")),
             Event::Decl(_) | Event::PI(_) => {
