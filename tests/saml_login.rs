@@ -453,6 +453,19 @@ fn oversized_response_is_refused(db: &TestDb) {
     assert_refused(&w, &mut b, r, &before);
 }
 
+/// A plain response whose only signature is the assertion's (Okta's "Response: Unsigned").
+fn plain_assertion_signed_alone_logs_in(db: &TestDb) {
+    let w = world(db);
+    let mut b = Browser::new();
+    let (id, relay, _) = start(&w, &mut b, "okta");
+    let mut o = w.good(Some(&id), "frank@example.test");
+    o["signResponse"] = json!(false);
+    let (status, page) = post(&mut b, &w.acs("okta"), &form(&mint(&o), Some(&relay)));
+    assert_eq!(status, 303, "{page}\n{}", w.server.stderr());
+    assert!(w.signed_in(&mut b));
+    assert!(w.users().contains("frank@example.test"));
+}
+
 const AES256_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes256-gcm";
 
 /// A good response encrypted by samlify to the certificate of our metadata logs in at
@@ -681,4 +694,5 @@ on_both_backends!(
     encrypted_and_plain_assertion_wrapped,
     encrypted_doctype_inside,
     plain_assertion_where_encryption_is_required,
+    plain_assertion_signed_alone_logs_in,
 );
