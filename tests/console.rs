@@ -267,7 +267,11 @@ fn a_member_without_the_permission_is_refused() {
     let page = dave.open(&w.url("/admin/o/acme"));
     assert_eq!(page.status, 200, "{}", page.body);
     // A viewer sees the organisation, but not the forms that change it.
-    assert!(!page.body.contains("Delete this organisation"));
+    for form in ["Delete this organisation", "Create project", "Create role", "Generate SCIM token", "/members/remove"]
+    {
+        assert!(!page.body.contains(form), "a viewer is offered {form}");
+    }
+    assert!(page.body.contains("alice@example.test") && page.body.contains("/admin/o/acme/audit"));
     let csrf = w.csrf(&mut dave, "/admin/o/acme");
     let before = w.total();
     let (status, page) = dave.post_form_page(

@@ -282,13 +282,16 @@ async fn render_org(
             let conns = optional(connectors::list_of(conn, c, &key))?;
             let toks = optional(tokens::list(conn, c, &key))?;
             let audit = optional(audit_log::list(conn, c, &key, None, None, Some(10)))?;
-            let can_delete = crate::admin::caller::holds(conn, c, org.id, None, Permission::OrganisationDelete)?;
-            Ok((org, projects, members, roles, policy, conns, toks, audit, can_delete))
+            let can: Vec<String> = crate::admin::caller::permissions(conn, c, org.id, None)?
+                .into_iter()
+                .map(crate::tokens::permission_name)
+                .collect();
+            Ok((org, projects, members, roles, policy, conns, toks, audit, can))
         })
     })
     .await?
     .map_err(to_web)?;
-    let (org, projects, members, roles, policy, conns, toks, audit, can_delete) = data;
+    let (org, projects, members, roles, policy, conns, toks, audit, can) = data;
     let policy = policy.map(|(own, per_project)| {
         let projects: Vec<_> = per_project
             .iter()
@@ -324,7 +327,7 @@ async fn render_org(
             connectors => conns,
             scim_tokens => toks,
             audit => audit.map(|a| a.events),
-            can_delete => can_delete,
+            can => can,
             public_url => state.config.base_url().trim_end_matches('/'),
             notice => flash.notice,
             error => flash.error,
