@@ -88,7 +88,7 @@ impl World {
     }
 
     /// Sets up TOTP on /account/mfa with a code from oathtool.
-    fn set_up_totp(&self, b: &mut Browser) {
+    fn set_up_totp(&self, b: &mut Browser) -> String {
         let csrf = self.csrf(b, "/account/mfa");
         let (status, page) = b.post_form_page(
             &self.url("/account/mfa/totp"),
@@ -104,6 +104,24 @@ impl World {
         let (status, loc) =
             self.post(b, "/account/mfa/totp/confirm", &format!("csrf_token={csrf}&credential_id={id}&code={code}"));
         assert_eq!((status, loc.as_deref()), (303, Some("/account/mfa?done=confirmed")));
+        secret
+    }
+
+    /// Signs out, then in again through the upstream with a TOTP code for the next step.
+    fn sign_in_with_totp(&self, b: &mut Browser, user: &str, secret: &str) {
+        let csrf = self.csrf(b, "/");
+        assert_eq!(self.post(b, "/logout", &format!("csrf_token={csrf}")).0, 303);
+        self.upstream.get(&format!("/__test/set-user?user={user}"));
+        let page = b.open(&self.url("/login/up"));
+        assert!(page.url.ends_with("/login/mfa"), "{}", page.url);
+        let csrf = self.csrf(b, "/login/mfa");
+        let out = std::process::Command::new("oathtool")
+            .args(["--totp", "-b", "-N", "now +30 seconds", secret])
+            .output()
+            .unwrap();
+        let code = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let (status, _) = self.post(b, "/login/mfa", &format!("csrf_token={csrf}&code={code}"));
+        assert_eq!(status, 303);
     }
 
     /// alice creates organisation acme (with project billing) in the console.
@@ -302,9 +320,58 @@ fn a_session_without_a_required_second_factor_must_enrol_or_step_up_first() {
     assert!(page.url.contains("/account/mfa?return_to="), "{}", page.url);
     assert!(w.cli(&["project", "show-mfa", "--org", "acme", "--project", "billing"]).contains("required"));
     // With a factor set up but not used by this session: step up (sign in again).
-    w.set_up_totp(&mut alice);
+    let _ = w.set_up_totp(&mut alice);
     let page = alice.open_until(&w.url("/admin/o/acme/p/billing"), "/login?");
     assert!(page.contains("return_to=%2Fadmin%2Fo%2Facme%2Fp%2Fbilling"), "{page}");
     // The organisation itself does not require one: its page still opens.
     assert_eq!(alice.open(&w.url("/admin/o/acme")).status, 200);
+}
+
+#[test]
+fn resetting_a_members_second_factors_needs_a_session_that_used_one() {
+    let w = world(TestDb::sqlite());
+    let mut alice = w.acme();
+    let mut dave = w.signed_in("dave");
+    w.set_up_totp(&mut dave);
+    let users = w.cli(&["user", "list"]);
+    let dave_id = users.lines().find(|l| l.contains("dave@")).unwrap().split_whitespace().next().unwrap().to_owned();
+    let csrf = w.csrf(&mut alice, "/admin/o/acme");
+    assert_eq!(
+        w.post(&mut alice, "/admin/o/acme/members", &format!("csrf_token={csrf}&user={dave_id}&role=member")).0,
+        303
+    );
+    let dave_has_totp = || {
+        let standing = w.cli(&["project", "show-mfa", "--org", "acme", "--project", "billing", "--user", &dave_id]);
+        standing.contains("totp")
+    };
+    assert!(dave_has_totp());
+
+    // alice's session signed in with the upstream only: refused, nothing removed.
+    let (status, page) = alice.post_form_page(
+        &w.url("/admin/o/acme/members/reset-mfa"),
+        &w.server.base,
+        &format!("csrf_token={csrf}&user={dave_id}"),
+    );
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("needs a session that used a second factor"), "{page}");
+    assert!(dave_has_totp());
+    assert_eq!(w.count("mfa.reset"), 0);
+
+    // Signed in again with her own second factor: done, audited.
+    let secret = w.set_up_totp(&mut alice);
+    w.sign_in_with_totp(&mut alice, "alice", &secret);
+    let csrf = w.csrf(&mut alice, "/admin/o/acme");
+    let (status, loc) =
+        w.post(&mut alice, "/admin/o/acme/members/reset-mfa", &format!("csrf_token={csrf}&user={dave_id}"));
+    assert_eq!((status, loc.as_deref()), (303, Some("/admin/o/acme?done=mfa_reset")));
+    assert!(!dave_has_totp());
+    assert_eq!(w.count("mfa.reset"), 1);
+
+    // Someone outside the organisation: 404 for alice, as for an id that does not exist.
+    let (status, _) = w.post(
+        &mut alice,
+        "/admin/o/acme/members/reset-mfa",
+        &format!("csrf_token={csrf}&user=00000000-0000-4000-8000-000000000000"),
+    );
+    assert_eq!(status, 404);
 }

@@ -92,6 +92,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "member_updated" => "The member's role was changed.",
         "member_removed" => "The member was removed, signed out everywhere and their tokens revoked.",
         "role_created" => "The role was created.",
+        "mfa_reset" => "The member's second factors were removed. They set up new ones at their next sign-in.",
         "policy_set" => "The two-factor policy was saved.",
         "connector_created" => "The connection was created. Give the identity provider the details shown for it.",
         "connector_deleted" => "The connection was deleted.",
@@ -438,6 +439,39 @@ pub async fn remove_member(
         let user = member(&f.user)?;
         let now = s.clock.now_naive();
         s.db.write(|conn| directory::remove_member(conn, &s.auditor, now, c, org, None, user))
+    })
+    .await
+}
+
+/// `POST /admin/o/{org}/members/reset-mfa`: removes a member's second factors, for someone who
+/// lost their devices. Needs `members_manage` and a session that itself used a second factor.
+pub async fn reset_member_mfa(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<MemberForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    let acting = session.clone();
+    org_change(state, views, session, org.into_inner(), &csrf, "mfa_reset", move |s, c, org| {
+        let user = member(&f.user)?;
+        let now = s.clock.now_naive();
+        s.db.write(|conn| {
+            // A member of this organisation, as the caller sees it; then the reset's own rules.
+            if !directory::list_members(conn, c, org, None)?.iter().any(|m| m.user_id == user) {
+                return Err(AdminError::NotFound("user"));
+            }
+            crate::admin::mfa_reset::reset_user_factors(
+                conn,
+                &s.auditor,
+                now,
+                crate::admin::mfa_reset::ResetCaller::Admin(&acting),
+                user,
+            )
+        })
+        .map(|_| ())
     })
     .await
 }

@@ -162,6 +162,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/o/{org}/projects", web::post().to(console::create_project))
         .route("/admin/o/{org}/members", web::post().to(console::set_member))
         .route("/admin/o/{org}/members/remove", web::post().to(console::remove_member))
+        .route("/admin/o/{org}/members/reset-mfa", web::post().to(console::reset_member_mfa))
         .route("/admin/o/{org}/roles", web::post().to(console::create_role))
         .route("/admin/o/{org}/mfa-policy", web::post().to(console::set_org_policy))
         .route("/admin/o/{org}/connectors", web::post().to(console::create_connector))
