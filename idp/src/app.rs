@@ -62,7 +62,7 @@ pub struct AppState {
     /// an IP address, which cannot be an RP id: then passkeys and security keys are not offered.
     pub webauthn: Option<Arc<webauthn_rs::Webauthn>>,
     /// Our SAML service-provider key and certificate, one for every connection.
-    pub saml_sp: Arc<crate::upstream::saml::SpKeys>,
+    pub saml_sp: Arc<crate::upstream::saml::sp::LazySpKeys>,
 }
 
 /// Opens the database without migrating it (restore runs the migrations itself); creates the
@@ -192,7 +192,7 @@ fn ensure_signing_keys(
 pub fn build_state(config: Config) -> Result<AppState, StartError> {
     let clock: SharedClock = Arc::new(SystemClock);
     let db = open_database(&config)?;
-    let (keys, auditor, csrf_key, signer, saml_sp) = db.write(|conn| -> Result<_, StartError> {
+    let (keys, auditor, csrf_key, signer) = db.write(|conn| -> Result<_, StartError> {
         let now = clock.now_naive();
         let keys = load_master_keys(&config, conn)?;
         let first_start = conn.setting("initialised_at")?.is_none();
@@ -209,8 +209,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
             )?;
         }
         let signer = crate::oidc::keys::Signer::load(conn, &keys, now)?;
-        let saml_sp = crate::upstream::saml::sp::load_or_create(conn, &keys, now)?;
-        Ok((keys, auditor, csrf_key, signer, saml_sp))
+        Ok((keys, auditor, csrf_key, signer))
     })?;
     let oidc = crate::oidc::Provider::new(config.base_url(), config.clients.clone(), signer);
     oidc.clients.replace_stored(db.read(crate::admin::clients::load)?);
@@ -241,7 +240,7 @@ pub fn build_state(config: Config) -> Result<AppState, StartError> {
         oidc,
         tokens: Arc::new(validator),
         webauthn,
-        saml_sp: Arc::new(saml_sp),
+        saml_sp: Arc::default(),
     })
 }
 

@@ -71,9 +71,13 @@ async fn begin_flow(
     return_to: Option<String>,
     link_user: Option<crate::domain::UserId>,
 ) -> Result<HttpResponse, WebError> {
+    let keys = match connector.saml() {
+        Some(_) => Some(super::saml::sp_keys(state).await?),
+        None => None,
+    };
     let sp = crate::upstream::saml::SpContext {
         base_url: state.config.base_url(),
-        keys: &state.saml_sp,
+        keys: keys.as_deref(),
         now: state.clock.now(),
     };
     let authorization =

@@ -10,13 +10,23 @@ use super::error::WebError;
 use super::login::{complete, fail, take_flow};
 use crate::app::AppState;
 use crate::auth::login::saml_replay;
-use crate::upstream::saml::SamlRejection;
+use crate::upstream::saml::{SamlRejection, SpKeys};
+
+/// Our SAML key pair, read from the database off the async workers the first time.
+pub(crate) async fn sp_keys(state: &web::Data<AppState>) -> Result<std::sync::Arc<SpKeys>, WebError> {
+    if let Some(k) = state.saml_sp.loaded() {
+        return Ok(k);
+    }
+    let s = state.clone();
+    Ok(web::block(move || s.saml_sp.get(&s.db, &s.keys, s.clock.now_naive())).await??)
+}
 
 pub async fn metadata(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, WebError> {
     super::extract::fresh_connectors(&state, Some(&id)).await?;
     let connector = state.connectors.get(&id).ok_or(WebError::NotFound)?;
     let saml = connector.saml().ok_or(WebError::NotFound)?;
-    let xml = saml.metadata(state.config.base_url(), &state.saml_sp).map_err(|e| WebError::Internal(e.to_string()))?;
+    let keys = sp_keys(&state).await?;
+    let xml = saml.metadata(state.config.base_url(), &keys).map_err(|e| WebError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().content_type("application/samlmetadata+xml").body(xml))
 }
 
@@ -88,12 +98,13 @@ pub async fn acs(
         None => None,
     };
     // xmlsec is CPU work: off the async workers.
+    let keys = sp_keys(&state).await?;
     let (s, c) = (state.clone(), connector.clone());
     let checked = web::block(move || {
         let Some(saml) = c.saml() else { return Err(SamlRejection::Malformed("not a SAML connection")) };
         let now = s.clock.now();
         let (identity, accepted) =
-            saml.finish(&saml_response, s.config.base_url(), &s.saml_sp, request_id.as_deref(), now)?;
+            saml.finish(&saml_response, s.config.base_url(), &keys, request_id.as_deref(), now)?;
         let fresh = s.db.write(|conn| saml_replay(conn, s.clock.now_naive(), c.id(), &accepted)).map_err(|e| {
             tracing::error!(error = %e, "SAML replay store");
             SamlRejection::Malformed("replay store unavailable")

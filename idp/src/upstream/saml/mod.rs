@@ -26,7 +26,8 @@ const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddre
 #[derive(Debug, Clone, Copy)]
 pub struct SpContext<'a> {
     pub base_url: &'a str,
-    pub keys: &'a SpKeys,
+    /// Present for SAML connections (loaded at first use).
+    pub keys: Option<&'a SpKeys>,
     pub now: DateTime<Utc>,
 }
 
@@ -70,7 +71,11 @@ impl SamlConnector {
         let s = self.settings()?;
         let request_id = request::new_request_id();
         let relay_state = crate::crypto::tokens::random_token(32);
-        let keys = s.sign_requests.then_some(sp.keys);
+        let keys = match (s.sign_requests, sp.keys) {
+            (false, _) => None,
+            (true, Some(k)) => Some(k),
+            (true, None) => return Err(UpstreamError::Invalid("the SP key is not loaded".into())),
+        };
         let url =
             request::redirect_url(&s.sso_url, &self.endpoints(sp.base_url), keys, &request_id, &relay_state, sp.now)
                 .map_err(|e| UpstreamError::Invalid(format!("signing the AuthnRequest: {e}")))?;

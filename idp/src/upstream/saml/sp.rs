@@ -34,6 +34,31 @@ impl std::fmt::Debug for SpKeys {
     }
 }
 
+/// The SP key pair, read (or created) at first use rather than at start: opening it touches
+/// OpenSSL, which costs every server resident memory, SAML or not.
+#[derive(Debug, Default)]
+pub struct LazySpKeys(std::sync::OnceLock<std::sync::Arc<SpKeys>>);
+
+impl LazySpKeys {
+    pub fn loaded(&self) -> Option<std::sync::Arc<SpKeys>> {
+        self.0.get().cloned()
+    }
+
+    /// Blocking: reads the database the first time.
+    pub fn get(
+        &self,
+        db: &crate::storage::Db,
+        keys: &MasterKeys,
+        now: NaiveDateTime,
+    ) -> Result<std::sync::Arc<SpKeys>, StorageError> {
+        if let Some(k) = self.loaded() {
+            return Ok(k);
+        }
+        let opened = std::sync::Arc::new(db.write(|conn| load_or_create(conn, keys, now))?);
+        Ok(self.0.get_or_init(|| opened).clone())
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Sealed {
     key_pem: String,
