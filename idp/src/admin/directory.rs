@@ -171,6 +171,61 @@ pub fn delete_organisation(
     Ok(())
 }
 
+/// Deletes a project and what it owns from the live database: its registered clients (every
+/// grant issued to them revoked first), the API tokens confined to it (revoked first, so every
+/// instance's cache drops them), its memberships and its two-factor policy. `confirm` must be
+/// the project's slug.
+#[allow(clippy::too_many_arguments)]
+pub fn delete_project(
+    conn: &mut (impl OrganisationRepository + AuditRepository + ApiTokenRepository + ClientRepository + OAuthRepository),
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    caller: Caller,
+    organisation: &str,
+    project: &str,
+    confirm: &str,
+) -> Result<(), AdminError> {
+    let (org, pid) = resolve(conn, caller, organisation, Some(project))?;
+    let pid = pid.ok_or(AdminError::NotFound("project"))?;
+    // Organisation-wide, so a project token cannot delete its own project.
+    require(conn, caller, org, None, Permission::ProjectsManage, "deleting a project needs projects_manage")?;
+    let found = conn.find_project(pid)?.ok_or(AdminError::NotFound("project"))?;
+    if confirm != found.slug.as_str() {
+        return Err(AdminError::Invalid("to confirm, give the project's slug".into()));
+    }
+    let key = pid.to_string();
+    let mut tokens = 0usize;
+    for t in
+        conn.api_tokens_of_organisation(&org.to_string())?.into_iter().filter(|t| t.project_id.as_deref() == Some(&key))
+    {
+        if conn.revoke_api_token(&t.id, now)? {
+            tokens += 1;
+        }
+    }
+    let mut grants = 0usize;
+    let clients = conn.clients_of_project(&key)?;
+    for c in &clients {
+        grants += conn.revoke_client_grants(&c.id, now)?;
+    }
+    conn.delete_api_tokens_of_project(&key)?;
+    conn.delete_project(pid).map_err(|e| match e {
+        StorageError::NotFound => AdminError::NotFound("project"),
+        other => other.into(),
+    })?;
+    auditor.record(
+        conn,
+        now,
+        Event::new(caller.actor(), Action::ProjectDeleted)
+            .target(pid)
+            .organisation(org)
+            .detail("slug", found.slug.as_str())
+            .detail("tokens_revoked", tokens)
+            .detail("clients_deleted", clients.len())
+            .detail("grants_revoked", grants),
+    )?;
+    Ok(())
+}
+
 pub fn list_projects(
     conn: &mut impl OrganisationRepository,
     caller: Caller,

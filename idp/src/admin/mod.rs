@@ -8,6 +8,8 @@ pub mod clients;
 pub mod connectors;
 pub mod deprovision;
 pub mod directory;
+pub mod dns;
+pub mod domains;
 pub mod keys;
 pub mod mfa_policy;
 pub mod mfa_reset;

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin_api;
+pub mod admin_domains;
 pub mod api;
 pub mod client_ip;
 pub mod clients;
@@ -115,6 +116,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/organisations/{org}/projects", web::get().to(admin_api::list_projects))
         .route("/api/v1/organisations/{org}/projects", web::post().to(admin_api::create_project))
         .route("/api/v1/organisations/{org}/projects/{project}", web::get().to(admin_api::get_project))
+        .route("/api/v1/organisations/{org}/projects/{project}", web::delete().to(admin_domains::delete_project))
+        .route("/api/v1/organisations/{org}/domains", web::get().to(admin_domains::list_domains))
+        .route("/api/v1/organisations/{org}/domains", web::post().to(admin_domains::claim_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}", web::get().to(admin_domains::get_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}", web::put().to(admin_domains::route_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}", web::delete().to(admin_domains::delete_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}/verify", web::post().to(admin_domains::verify_domain))
         .route("/api/v1/organisations/{org}/members", web::get().to(admin_api::list_members))
         .route("/api/v1/organisations/{org}/members/{user}", web::put().to(admin_api::set_member))
         .route("/api/v1/organisations/{org}/members/{user}", web::delete().to(admin_api::remove_member))
