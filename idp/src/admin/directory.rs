@@ -49,7 +49,7 @@ pub struct RoleInfo {
     pub permissions: Vec<String>,
 }
 
-fn role_string(role: RoleRef) -> String {
+pub(crate) fn role_string(role: RoleRef) -> String {
     match role {
         RoleRef::Builtin(b) => b.as_str().to_owned(),
         RoleRef::Custom(id) => id.to_string(),
@@ -298,7 +298,11 @@ pub fn list_members(
 
 /// Parses a role as the API names it: a built-in role's name or one of the organisation's
 /// custom roles by id.
-fn parse_role(conn: &mut impl OrganisationRepository, org: OrganisationId, role: &str) -> Result<RoleRef, AdminError> {
+pub(crate) fn parse_role(
+    conn: &mut impl OrganisationRepository,
+    org: OrganisationId,
+    role: &str,
+) -> Result<RoleRef, AdminError> {
     if let Ok(b) = role.parse::<BuiltinRole>() {
         return Ok(RoleRef::Builtin(b));
     }
@@ -308,6 +312,23 @@ fn parse_role(conn: &mut impl OrganisationRepository, org: OrganisationId, role:
     match conn.find_custom_role(id)? {
         Some(r) if r.organisation_id == org => Ok(RoleRef::Custom(id)),
         _ => Err(AdminError::Invalid(format!("unknown role {role:?}: a built-in role or a custom role's id"))),
+    }
+}
+
+/// `Forbidden` unless the caller holds every permission of `role` (only an owner makes owners).
+pub(crate) fn may_hand_out(
+    conn: &mut impl OrganisationRepository,
+    caller: Caller,
+    org: OrganisationId,
+    project: Option<crate::domain::ProjectId>,
+    role: RoleRef,
+) -> Result<(), AdminError> {
+    let mine = permissions(conn, caller, org, project)?;
+    let granted = super::access::role_permissions(conn, role)?;
+    match granted.iter().find(|p| !mine.contains(p)) {
+        None => Ok(()),
+        Some(Permission::OrganisationDelete) => Err(AdminError::Forbidden("only an owner makes owners")),
+        Some(_) => Err(AdminError::Forbidden("a role is handed out only by someone holding all of its permissions")),
     }
 }
 
@@ -327,14 +348,7 @@ pub fn set_member(
     let (org, pid) = resolve(conn, caller, organisation, project)?;
     require(conn, caller, org, pid, Permission::MembersManage, "managing members needs members_manage")?;
     let role = parse_role(conn, org, role)?;
-    let mine = permissions(conn, caller, org, pid)?;
-    let granted = super::access::role_permissions(conn, role)?;
-    if let Some(extra) = granted.iter().find(|p| !mine.contains(p)) {
-        return Err(AdminError::Forbidden(match extra {
-            Permission::OrganisationDelete => "only an owner makes owners",
-            _ => "a role is handed out only by someone holding all of its permissions",
-        }));
-    }
+    may_hand_out(conn, caller, org, pid, role)?;
     let found = conn.find_user(user)?.filter(|u| !u.disabled).ok_or(AdminError::NotFound("user"))?;
     if let Some(p) = pid {
         conn.set_project_member(p, user, role, now)?;

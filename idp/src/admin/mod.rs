@@ -10,6 +10,7 @@ pub mod deprovision;
 pub mod directory;
 pub mod dns;
 pub mod domains;
+pub mod invitations;
 pub mod keys;
 pub mod mfa_policy;
 pub mod mfa_reset;

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod invitations;
 pub mod login;
 pub mod mfa;
 pub mod middleware;
@@ -117,6 +118,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/organisations/{org}/projects", web::post().to(admin_api::create_project))
         .route("/api/v1/organisations/{org}/projects/{project}", web::get().to(admin_api::get_project))
         .route("/api/v1/organisations/{org}/projects/{project}", web::delete().to(admin_domains::delete_project))
+        .route("/api/v1/organisations/{org}/invitations", web::get().to(invitations::api_list))
+        .route("/api/v1/organisations/{org}/invitations", web::post().to(invitations::api_create))
+        .route("/api/v1/organisations/{org}/invitations/{id}", web::delete().to(invitations::api_revoke))
+        .route("/invitations/{token}", web::get().to(invitations::show))
+        .route("/invitations/{token}", web::post().to(invitations::accept))
         .route("/api/v1/organisations/{org}/domains", web::get().to(admin_domains::list_domains))
         .route("/api/v1/organisations/{org}/domains", web::post().to(admin_domains::claim_domain))
         .route("/api/v1/organisations/{org}/domains/{id}", web::get().to(admin_domains::get_domain))
