@@ -319,3 +319,71 @@ fn refused_invitations_change_nothing_on_sqlite() {
 fn refused_invitations_change_nothing_on_postgres() {
     refusals(TestDb::postgres());
 }
+
+/// End to end under `signup = "invite"`: a person new to idp opens the URL signed out, signs in
+/// through an OIDC upstream (oidc-provider), gets an account because they were invited, comes
+/// back to the invitation and joins. Without the invitation the same login is refused.
+#[test]
+fn a_new_person_invited_signs_up_through_a_connector_and_joins() {
+    use harness::free_port;
+    use harness::peers::{Browser, UpstreamClient, oidc_upstream};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let secret = "broker-secret-0123456789abcdef";
+    let upstream = oidc_upstream(&[UpstreamClient {
+        client_id: "idp-broker",
+        client_secret: secret,
+        redirect_uris: vec![format!("{base}/callback/up")],
+    }]);
+    let toml = format!(
+        "signup = \"invite\"\n\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\nclient_id = \"idp-broker\"\nclient_secret = \"{secret}\"\n",
+        upstream.base
+    );
+    let config = dir.path().join("idp.toml");
+    std::fs::write(&config, toml).unwrap();
+    let env = vec![("IDP_CONFIG".to_owned(), config.display().to_string())];
+    cli(dir.path(), &env, &["org", "create", "--name", "Acme", "--slug", "acme"]);
+    let args = ["token", "create", "--kind", "organisation", "--name", "t", "--org", "acme", "--scopes", ALL];
+    let token = format!("Bearer {}", cli(dir.path(), &env, &args).trim());
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let server = Server::start_at(dir.path(), port, &pairs);
+    let api = |method: Method, path: &str, body: Option<Value>| {
+        let mut r = client().request(method, server.url(path)).header("authorization", &token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap_or(Value::Null))
+    };
+
+    // Not invited: the sign-up policy refuses the upstream's alice.
+    let mut b = Browser::new();
+    let page = b.open(&server.url("/login/up"));
+    assert_eq!(page.status, 403, "{}", page.body);
+
+    let (s, r) = api(
+        Method::POST,
+        "/api/v1/organisations/acme/invitations",
+        Some(json!({"email": "alice@example.test", "role": "member"})),
+    );
+    assert_eq!(s, 201, "{r}");
+    let url = r["accept_url"].as_str().unwrap().to_owned();
+    let path = url.strip_prefix(&base).unwrap().to_owned();
+
+    let mut b = Browser::new();
+    let login = b.open(&url);
+    assert!(login.url.contains("/login?return_to="), "{}", login.url);
+    let enc: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+    let page = b.open(&server.url(&format!("/login/up?return_to={enc}")));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.url.ends_with(&path), "back at the invitation: {}", page.url);
+    assert!(page.body.contains("Join Acme"), "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let (s, _) = b.post_form_page(&url, &base, &format!("csrf_token={csrf}"));
+    assert_eq!(s, 200);
+    let (_, members) = api(Method::GET, "/api/v1/organisations/acme/members", None);
+    let emails: Vec<&str> = members["members"].as_array().unwrap().iter().filter_map(|m| m["email"].as_str()).collect();
+    assert_eq!(emails, ["alice@example.test"], "{members}");
+    assert!(!server.stderr().contains("panicked"));
+}

@@ -38,6 +38,8 @@ pub trait InvitationRepository {
     /// Marks it used by `user`, only if still open (not revoked, not used, not expired): whether
     /// this call was the one that used it.
     fn accept_invitation(&mut self, id: &str, user: &str, now: NaiveDateTime) -> StorageResult<bool>;
+    /// Whether an invitation for `email` (case-insensitively) is open: not used, revoked or expired.
+    fn open_invitation_for(&mut self, email: &str, now: NaiveDateTime) -> StorageResult<bool>;
 }
 
 impl InvitationRepository for DbConnection {
@@ -89,5 +91,15 @@ impl InvitationRepository for DbConnection {
         .set((invitations::accepted_at.eq(Some(now)), invitations::accepted_by.eq(Some(user))))
         .execute(self)?;
         Ok(n > 0)
+    }
+
+    fn open_invitation_for(&mut self, email: &str, now: NaiveDateTime) -> StorageResult<bool> {
+        let open: Vec<String> = invitations::table
+            .filter(invitations::revoked_at.is_null())
+            .filter(invitations::accepted_at.is_null())
+            .filter(invitations::expires_at.gt(now))
+            .select(invitations::email)
+            .load(self)?;
+        Ok(open.iter().any(|e| e.eq_ignore_ascii_case(email.trim())))
     }
 }
