@@ -155,15 +155,29 @@ fn verify_and_route(db: TestDb) {
         assert_eq!(s, 404, "{m} {path}: {r}");
     }
 
+    // While nobody verified it, globex may claim it too (unverified).
+    let (s, theirs) =
+        w.call(Method::POST, "/api/v1/organisations/globex/domains", g, Some(json!({"domain": "acme.test"})));
+    assert_eq!(s, 201, "{theirs}");
+    let their_verify = format!("/api/v1/organisations/globex/domains/{}/verify", theirs["id"].as_str().unwrap());
+    let their_value = theirs["txt_value"].as_str().unwrap().to_owned();
+    assert_ne!(their_value, value, "each claim has its own token");
+
     // The right record, among others, verifies it.
     let dns = w.dns(&[("_idp-challenge.acme.test", "v=spf1 -all"), ("_idp-challenge.acme.test", value.as_str())]);
     let (s, r) = w.call(Method::POST, &verify, a, None);
     assert_eq!((s, r["verified"].as_bool()), (200, Some(true)), "{r}");
     assert!(r["verified_at"].is_string());
     assert!(w.audit_actions().contains(&"domain.verified".to_owned()));
+    drop(dns);
 
-    // globex may claim it unverified no more, nor verify it even with its own record published.
+    // Once acme verified it, globex can neither claim it again nor verify its claim, even with
+    // its own record published.
     let (s, r) = w.call(Method::POST, "/api/v1/organisations/globex/domains", g, Some(json!({"domain": "acme.test"})));
+    assert_eq!((s, r["error"].as_str()), (409, Some("conflict")), "{r}");
+    let dns =
+        w.dns(&[("_idp-challenge.acme.test", value.as_str()), ("_idp-challenge.acme.test", their_value.as_str())]);
+    let (s, r) = w.call(Method::POST, &their_verify, g, None);
     assert_eq!((s, r["error"].as_str()), (409, Some("conflict")), "{r}");
     drop(dns);
 
@@ -192,9 +206,10 @@ fn verify_and_route(db: TestDb) {
     assert_eq!(w.discover("bob@acme.test"), "/login?unknown_domain=1");
     assert_eq!(w.call(Method::DELETE, &base, a, None).0, 204);
     assert_eq!(w.call(Method::GET, &base, a, None).0, 404);
-    let (s, r) = w.call(Method::POST, "/api/v1/organisations/globex/domains", g, Some(json!({"domain": "acme.test"})));
-    assert_eq!(s, 201, "{r}");
     assert!(w.audit_actions().contains(&"domain.deleted".to_owned()));
+    let _dns = w.dns(&[("_idp-challenge.acme.test", their_value.as_str())]);
+    let (s, r) = w.call(Method::POST, &their_verify, g, None);
+    assert_eq!((s, r["verified"].as_bool()), (200, Some(true)), "free again once acme let it go: {r}");
     assert!(!w.server.stderr().contains("panicked"));
 }
 

@@ -189,7 +189,11 @@ pub fn revoke(
     auditor.record(
         conn,
         now,
-        Event::new(caller.actor(), Action::InvitationRevoked).target(&row.id).organisation(org),
+        Event::new(caller.actor(), Action::InvitationRevoked)
+            .target(&row.id)
+            .organisation(org)
+            .email("email", &row.email)
+            .detail("role", role_string(role_of(&row)?)),
     )?;
     Ok(())
 }
