@@ -7,7 +7,7 @@
 mod harness;
 
 use harness::peers::{Browser, Page, Peer, UpstreamClient, oidc_upstream};
-use harness::{Server, TestDb, free_port};
+use harness::{Server, TestDb, free_port, idp, run, text};
 
 const SECRET: &str = "broker-secret-0123456789abcdef";
 
@@ -23,8 +23,12 @@ fn world(db: TestDb, connector_extra: &str) -> World {
 }
 
 fn world_with(db: TestDb, top: &str, connector_extra: &str) -> World {
+    world_at(db, free_port(), top, connector_extra, |_| {})
+}
+
+/// idp on `port`; `setup` runs `idp` commands against its database before it starts.
+fn world_at(db: TestDb, port: u16, top: &str, connector_extra: &str, setup: impl FnOnce(&dyn Fn(&[&str]))) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let upstream = oidc_upstream(&[UpstreamClient {
         client_id: "idp-broker",
@@ -39,6 +43,10 @@ fn world_with(db: TestDb, top: &str, connector_extra: &str) -> World {
     std::fs::write(&config, toml).unwrap();
     let cfg = config.display().to_string();
     let url = db.url();
+    setup(&|args: &[&str]| {
+        let out = run(idp(dir.path()).args(args).env("IDP_CONFIG", &cfg).env("IDP_DATABASE_URL", &url));
+        assert!(out.status.success(), "idp {args:?}: {}", text(&out));
+    });
     let server =
         Server::start_at(dir.path(), port, &[("IDP_CONFIG", cfg.as_str()), ("IDP_DATABASE_URL", url.as_str())]);
     World { _dir: dir, server, upstream, db }
@@ -522,38 +530,86 @@ fn the_login_step_is_audited() {
     assert_eq!(w.audit("mfa.totp_confirmed").len(), 1);
 }
 
-/// Headless Chromium (tests/peers/browser/login.mjs --mfa) through the whole TOTP story, under
-/// idp's real CSP; screenshots go to tests/artifacts/mfa-login/.
-#[test]
-fn a_person_sets_up_totp_and_signs_in_with_it_in_a_real_browser() {
-    let w = world(TestDb::sqlite(), "");
+/// Runs tests/peers/browser/login.mjs with `args` and returns its JSON verdict, screenshots in
+/// tests/artifacts/`name`/.
+fn browser(w: &World, name: &str, args: &[&str]) -> serde_json::Value {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let driver = root.join("tests/peers/browser");
     assert!(
         driver.join("node_modules/playwright-core").exists() && std::path::Path::new("/usr/bin/chromium").exists(),
         "headless Chromium is not installed: run ./scripts/test (it installs chromium and tests/peers/browser)"
     );
-    let out_dir = root.join("tests/artifacts/mfa-login");
+    let out_dir = root.join("tests/artifacts").join(name);
     std::fs::create_dir_all(&out_dir).unwrap();
     w.upstream.get("/__test/set-user?user=alice");
     let out = std::process::Command::new("node")
         .arg(driver.join("login.mjs"))
-        .args(["--base", &w.server.base, "--connector", "up", "--expect", "alice@example.test", "--mfa", "--out"])
+        .args(["--base", &w.server.base, "--connector", "up", "--expect", "alice@example.test", "--mfa"])
+        .args(args)
+        .arg("--out")
         .arg(&out_dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON from the driver: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| {
+        panic!("no JSON from the driver: {stdout} {}\n{}", String::from_utf8_lossy(&out.stderr), w.server.stderr())
+    });
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert!(out.status.success() && v["ok"] == true, "{v:#}");
+    assert!(out.status.success() && v["ok"] == true, "{v:#}\nserver: {}", w.server.stderr());
     assert_eq!(v["console_errors"].as_array().map(Vec::len), Some(0), "{v:#}");
     let amr: Vec<&str> = v["amr"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert_eq!(amr, ["fed", "otp", "mfa"], "{v:#}");
     for shot in ["enrol", "code_page", "signed_in"] {
         assert!(std::path::Path::new(v[shot].as_str().unwrap()).exists(), "{shot} screenshot kept");
     }
+    v
+}
+
+/// Headless Chromium (tests/peers/browser/login.mjs --mfa) through the whole TOTP story, under
+/// idp's real CSP, the user setting TOTP up by choice.
+#[test]
+fn a_person_sets_up_totp_and_signs_in_with_it_in_a_real_browser() {
+    let w = world(TestDb::sqlite(), "");
+    browser(&w, "mfa-login", &[]);
+}
+
+const APP_REDIRECT: &str = "/healthz";
+
+/// The same, forced: an application whose project requires TOTP sends the first login to
+/// enrolment; after signing out, the second login answers with the second step and ends at the
+/// application with a code.
+fn forced_totp_in_a_real_browser(db: TestDb, name: &str) {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let redirect = format!("{base}{APP_REDIRECT}");
+    let client = format!(
+        "[[clients]]\nclient_id = \"app\"\nclient_secret = \"app-secret-0123456789abcdef0123456789abcdef\"\n\
+         redirect_uris = [\"{redirect}\"]\nproject = \"acme/billing\"\n"
+    );
+    let w = world_at(db, port, &client, "", |cli| {
+        cli(&["org", "create", "--name", "Acme", "--slug", "acme"]);
+        cli(&["project", "create", "--org", "acme", "--name", "Billing", "--slug", "billing"]);
+        cli(&["project", "set-mfa", "--org", "acme", "--project", "billing", "--require", "--methods", "totp"]);
+    });
+    let authorize = format!(
+        "/authorize?response_type=code&client_id=app&redirect_uri={}&scope=openid%20email&state=s1\
+         &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        enc(&redirect)
+    );
+    let v = browser(&w, name, &["--authorize", &authorize]);
+    let code = v["code_redirect"].as_str().unwrap();
+    assert!(code.starts_with(&format!("{redirect}?code=")) && code.contains("state=s1"), "{code}");
+    assert_eq!(w.audit("mfa.totp_confirmed").len(), 1);
+    let logins = w.audit("login.succeeded");
+    assert!(logins.iter().any(|(_, _, d)| d.contains("totp")), "{logins:?}");
+}
+
+#[test]
+fn a_project_that_requires_totp_makes_the_user_enrol_in_a_real_browser_on_sqlite() {
+    forced_totp_in_a_real_browser(TestDb::sqlite(), "mfa-forced-sqlite");
+}
+
+#[test]
+fn a_project_that_requires_totp_makes_the_user_enrol_in_a_real_browser_on_postgresql() {
+    forced_totp_in_a_real_browser(TestDb::postgres(), "mfa-forced-postgresql");
 }

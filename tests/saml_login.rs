@@ -39,7 +39,7 @@ fn world(db: &TestDb) -> World {
         cert.display()
     );
     let toml = format!(
-        "signup = \"open\"\n\n[[connectors]]\nid = \"okta\"\nname = \"Okta\"\n{common}role_mappings = [{{ group = \"admins\", organisation = \"acme\", role = \"admin\" }}]\n\n[[connectors]]\nid = \"dash\"\nname = \"Okta dashboard\"\nallow_idp_initiated = true\n{common}"
+        "signup = \"open\"\n\n[[connectors]]\nid = \"okta\"\nname = \"Okta\"\n{common}role_mappings = [{{ group = \"admins\", organisation = \"acme\", role = \"admin\" }}]\n\n[[connectors]]\nid = \"dash\"\nname = \"Okta dashboard\"\nallow_idp_initiated = true\n{common}\n[[connectors]]\nid = \"enc\"\nname = \"Okta, encrypted\"\nrequire_encrypted_assertions = true\n{common}"
     );
     let config = dir.path().join("idp.toml");
     std::fs::write(&config, toml).unwrap();
@@ -95,6 +95,16 @@ impl World {
         o
     }
 
+    /// Our SP certificate (PEM) from the encryption KeyDescriptor of our metadata, as an IdP
+    /// administrator takes it to turn on assertion encryption.
+    fn sp_cert_pem(&self) -> String {
+        let md = Browser::new().open(&self.sp("okta")).body;
+        let enc = md.split("<md:KeyDescriptor use=\"encryption\">").nth(1).expect("an encryption KeyDescriptor");
+        let b64 = enc.split("<ds:X509Certificate>").nth(1).unwrap().split('<').next().unwrap();
+        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap();
+        String::from_utf8(openssl::x509::X509::from_der(&der).unwrap().to_pem().unwrap()).unwrap()
+    }
+
     fn signed_in(&self, b: &mut Browser) -> bool {
         let page = b.open(&self.server.url("/"));
         page.status == 200 && page.body.contains("Signed in")
@@ -147,13 +157,20 @@ fn assert_refused(w: &World, b: &mut Browser, (status, page): (u16, String), use
 /// A fresh SP-initiated login whose response is minted from `good` options changed by `edit`,
 /// and expected to be refused for `reason` (as logged).
 fn refused_with(db: &TestDb, reason: &str, edit: impl FnOnce(&World, &mut Value)) {
+    refused_at(db, "okta", reason, edit)
+}
+
+/// [`refused_with`] at another connection.
+fn refused_at(db: &TestDb, connector: &str, reason: &str, edit: impl FnOnce(&World, &mut Value)) {
     let w = world(db);
     let before = w.users();
     let mut b = Browser::new();
-    let (id, relay, _) = start(&w, &mut b, "okta");
+    let (id, relay, _) = start(&w, &mut b, connector);
     let mut o = w.good(Some(&id), "mallory@example.test");
+    o["acs"] = json!(w.acs(connector));
+    o["sp"] = json!(w.sp(connector));
     edit(&w, &mut o);
-    let r = post(&mut b, &w.acs("okta"), &form(&mint(&o), Some(&relay)));
+    let r = post(&mut b, &w.acs(connector), &form(&mint(&o), Some(&relay)));
     assert_refused(&w, &mut b, r, &before);
     let port = w.server.base.rsplit(':').next().unwrap().to_owned();
     let log =
@@ -436,6 +453,116 @@ fn oversized_response_is_refused(db: &TestDb) {
     assert_refused(&w, &mut b, r, &before);
 }
 
+/// A plain response whose only signature is the assertion's (Okta's "Response: Unsigned").
+fn plain_assertion_signed_alone_logs_in(db: &TestDb) {
+    let w = world(db);
+    let mut b = Browser::new();
+    let (id, relay, _) = start(&w, &mut b, "okta");
+    let mut o = w.good(Some(&id), "frank@example.test");
+    o["signResponse"] = json!(false);
+    let (status, page) = post(&mut b, &w.acs("okta"), &form(&mint(&o), Some(&relay)));
+    assert_eq!(status, 303, "{page}\n{}", w.server.stderr());
+    assert!(w.signed_in(&mut b));
+    assert!(w.users().contains("frank@example.test"));
+}
+
+const AES256_GCM: &str = "http://www.w3.org/2009/xmlenc11#aes256-gcm";
+
+/// A good response encrypted by samlify to the certificate of our metadata logs in at
+/// `connector`, with `edit` choosing the algorithms.
+fn encrypted_login(db: &TestDb, connector: &str, edit: impl FnOnce(&mut Value)) {
+    let w = world(db);
+    let md = Browser::new().open(&w.sp(connector)).body;
+    assert!(md.contains("<md:KeyDescriptor use=\"encryption\">") && md.contains(AES256_GCM), "{md}");
+    let mut b = Browser::new();
+    let (id, relay, _) = start(&w, &mut b, connector);
+    let mut o = w.good(Some(&id), "erin@example.test");
+    o["acs"] = json!(w.acs(connector));
+    o["sp"] = json!(w.sp(connector));
+    o["encryptCert"] = json!(w.sp_cert_pem());
+    edit(&mut o);
+    let response = mint(&o);
+    let xml = String::from_utf8(base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &response).unwrap())
+        .unwrap();
+    assert!(xml.contains("EncryptedAssertion") && !xml.contains("erin@example.test"), "not encrypted: {xml}");
+    let (status, page) = post(&mut b, &w.acs(connector), &form(&response, Some(&relay)));
+    assert_eq!(status, 303, "{page}\n{}", w.server.stderr());
+    assert!(w.signed_in(&mut b));
+    let users = w.users();
+    assert!(users.contains("erin@example.test"), "{users}");
+    assert_eq!(users.lines().count(), 1);
+}
+
+/// samlify's defaults, as Okta's and OneLogin's: AES-256-CBC, RSA-OAEP, the Response signed
+/// over the ciphertext and the assertion signed inside it.
+fn encrypted_assertion_cbc_in_a_signed_response_logs_in(db: &TestDb) {
+    encrypted_login(db, "okta", |_| {})
+}
+/// AES-256-GCM with only the assertion signed, where encryption is required.
+fn encrypted_assertion_gcm_logs_in_where_required(db: &TestDb) {
+    encrypted_login(db, "enc", |o| {
+        o["dataEncryption"] = json!(AES256_GCM);
+        o["signResponse"] = json!(false);
+    })
+}
+fn encrypted_to_another_key(db: &TestDb) {
+    let other = std::fs::read_to_string(peer_dir().join("certs/other-cert.pem")).unwrap();
+    refused_with(db, "does not decrypt with our key", |_, o| {
+        o["encryptCert"] = json!(other);
+        o["dataEncryption"] = json!(AES256_GCM);
+    });
+}
+fn encrypted_ciphertext_tampered(db: &TestDb) {
+    refused_with(db, "does not decrypt with our key", |w, o| {
+        o["encryptCert"] = json!(w.sp_cert_pem());
+        o["dataEncryption"] = json!(AES256_GCM);
+        o["signResponse"] = json!(false);
+        o["encTamper"] = json!("ciphertext");
+    });
+}
+/// Under a Response signature a changed ciphertext is refused before any decryption.
+fn encrypted_cbc_ciphertext_tampered_under_a_signed_response(db: &TestDb) {
+    refused_with(db, "not signed by the pinned certificate", |w, o| {
+        o["encryptCert"] = json!(w.sp_cert_pem());
+        o["encTamper"] = json!("ciphertext");
+    });
+}
+fn encrypted_cbc_in_an_unsigned_response(db: &TestDb) {
+    refused_with(db, "AES-CBC in a Response that is not signed", |w, o| {
+        o["encryptCert"] = json!(w.sp_cert_pem());
+        o["signResponse"] = json!(false);
+    });
+}
+fn encrypted_key_transport_pkcs1_v1_5(db: &TestDb) {
+    refused_with(db, "RSA PKCS#1 v1.5 key transport is refused", |w, o| {
+        o["encryptCert"] = json!(w.sp_cert_pem());
+        o["keyEncryption"] = json!("http://www.w3.org/2001/04/xmlenc#rsa-1_5");
+    });
+}
+fn encrypted_assertion_unsigned_inside(db: &TestDb) {
+    refused_with(db, "the decrypted assertion is not signed", |w, o| {
+        o["encryptCert"] = json!(w.sp_cert_pem());
+        o["signAssertion"] = json!(false);
+    });
+}
+fn encrypted_and_plain_assertion_wrapped(db: &TestDb) {
+    refused_with(db, "not exactly one assertion, plain or encrypted", |w, o| {
+        o["encryptCert"] = json!(w.sp_cert_pem());
+        o["encTamper"] = json!("plain-too");
+        o["evilNameId"] = json!("victim@example.test");
+    });
+}
+fn encrypted_doctype_inside(db: &TestDb) {
+    refused_with(db, "a DOCTYPE", |w, o| {
+        o["encryptCert"] = json!(w.sp_cert_pem());
+        o["signResponse"] = json!(false);
+        o["encTamper"] = json!("manual-doctype");
+    });
+}
+fn plain_assertion_where_encryption_is_required(db: &TestDb) {
+    refused_at(db, "enc", "a plain assertion where this connection requires encrypted ones", |_, _| {});
+}
+
 /// pysaml2 as the IdP, with metadata exchanged both ways: idp reads the IdP's metadata
 /// (`idp_metadata_file`), pysaml2 trusts idp's SP metadata and so checks our AuthnRequest's
 /// signature and ACS; then its signed response signs the user in.
@@ -556,4 +683,16 @@ on_both_backends!(
     xsw8,
     nameid_comment_is_read_whole,
     oversized_response_is_refused,
+    encrypted_assertion_cbc_in_a_signed_response_logs_in,
+    encrypted_assertion_gcm_logs_in_where_required,
+    encrypted_to_another_key,
+    encrypted_ciphertext_tampered,
+    encrypted_cbc_ciphertext_tampered_under_a_signed_response,
+    encrypted_cbc_in_an_unsigned_response,
+    encrypted_key_transport_pkcs1_v1_5,
+    encrypted_assertion_unsigned_inside,
+    encrypted_and_plain_assertion_wrapped,
+    encrypted_doctype_inside,
+    plain_assertion_where_encryption_is_required,
+    plain_assertion_signed_alone_logs_in,
 );

@@ -95,8 +95,10 @@ fn scenario(db: TestDb, name: &str) {
     let amr = |key: &str| -> Vec<String> {
         v[key].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect()
     };
-    // A passkey alone is a multi-factor login; a security key is the upstream login's second step.
-    assert_eq!(amr("amr_passkey"), ["hwk", "mfa"], "{v:#}");
+    // A passkey alone is a multi-factor login (a synced one is a software key, `swk`); a security
+    // key is the upstream login's second step, on hardware (`hwk`).
+    assert!(v["passkey_listed_as"].as_str().unwrap().contains("(passkey, synced)"), "{v:#}");
+    assert_eq!(amr("amr_passkey"), ["swk", "mfa"], "{v:#}");
     assert_eq!(amr("amr_security_key"), ["fed", "hwk", "mfa"], "{v:#}");
     let code = v["code_redirect"].as_str().unwrap();
     assert!(code.starts_with(&format!("{app_redirect}?code=")) && code.contains("state=s1"), "{code}");

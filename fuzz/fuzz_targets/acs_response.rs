@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 use chrono::{TimeZone, Utc};
-use idp::upstream::saml::{Expected, verify_response};
+use idp::upstream::saml::{Decryption, Expected, verify_response};
 use libfuzzer_sys::fuzz_target;
 
 const CERT: &str = include_str!("../../idp/src/upstream/saml/testdata/idp-cert.pem");
@@ -35,7 +35,7 @@ fn check(encoded: &str) {
         request_id: Some("_req1"),
         now,
     };
-    if let Ok(accepted) = verify_response(encoded, certs(), &x) {
+    if let Ok(accepted) = verify_response(encoded, certs(), Decryption::NONE, &x) {
         assert_eq!(accepted.name_id, "alice@example.com", "an edited response was accepted as someone else");
     }
 }

@@ -91,6 +91,9 @@ pub struct ConnectorConfig {
     /// Accept responses the IdP sends without our request (IdP-initiated); off by default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_idp_initiated: bool,
+    /// Refuse assertions that are not encrypted to our SP certificate; off by default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_encrypted_assertions: bool,
     /// Attribute names, when the IdP's differ from the preset's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_attribute: Option<String>,
@@ -113,6 +116,7 @@ impl ConnectorConfig {
             || self.idp_metadata_file.is_some()
             || self.sign_requests.is_some()
             || self.allow_idp_initiated
+            || self.require_encrypted_assertions
             || self.email_attribute.is_some()
             || self.first_name_attribute.is_some()
             || self.last_name_attribute.is_some()

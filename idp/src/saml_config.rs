@@ -55,6 +55,8 @@ pub struct SamlSettings {
     pub idp_certificates: Vec<Vec<u8>>,
     pub sign_requests: bool,
     pub allow_idp_initiated: bool,
+    /// Refuse a plain (unencrypted) assertion.
+    pub require_encrypted_assertions: bool,
     pub attributes: AttributeNames,
 }
 
@@ -220,6 +222,7 @@ pub fn validate(c: &ConnectorConfig, key: &str, problems: &mut Vec<Problem>) -> 
         idp_certificates: certificates,
         sign_requests: c.sign_requests.unwrap_or(true),
         allow_idp_initiated: c.allow_idp_initiated,
+        require_encrypted_assertions: c.require_encrypted_assertions,
         attributes,
     })
 }

@@ -20,6 +20,11 @@ pub fn rfc3339_opt<S: Serializer>(t: &Option<NaiveDateTime>, s: S) -> Result<S::
     }
 }
 
+/// As pages show a time: `2026-12-04 19:01 UTC`.
+pub fn display(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -322,6 +322,25 @@ pub fn requirement_for(
     Ok(effective(Some(&o), p.as_ref()))
 }
 
+/// What a session of `user` that signed in with `amr` meets on entering the organisation (or
+/// one of its projects): the same requirement its applications' tokens are held to, so the
+/// admin console is no way around it.
+pub fn entering(
+    conn: &mut (impl MfaPolicyRepository + MfaRepository + crate::storage::webauthn::WebauthnRepository),
+    now: NaiveDateTime,
+    user: UserId,
+    amr: &[String],
+    org: OrganisationId,
+    project: Option<ProjectId>,
+) -> StorageResult<Decision> {
+    let req = requirement_for(conn, org, project)?;
+    if !req.required {
+        return Ok(Decision::Allow);
+    }
+    let factors = user_factors(conn, user)?;
+    Ok(decide(&req, &factors, amr, now))
+}
+
 /// The user's factors: a confirmed TOTP authenticator (a pending enrolment is none), and any
 /// WebAuthn credential (passkey or security key).
 pub fn user_factors(

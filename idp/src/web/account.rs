@@ -133,15 +133,21 @@ pub async fn page(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, WebError> {
     let notice = match query.done.as_deref() {
+        Some("confirmed") if query.return_to.is_some() => Some(
+            "Your authenticator app is set up. Continue to the application: it asks you to sign in again, with a code from the app.",
+        ),
         Some("confirmed") => Some("Your authenticator app is set up. Sign-ins now ask for a code from it."),
         Some("removed") => Some("Your authenticator app was removed."),
-        Some("webauthn_added") if query.return_to.is_some() => {
-            Some("Your security key or passkey is set up. Sign in to the application again to continue.")
-        }
+        Some("webauthn_added") if query.return_to.is_some() => Some(
+            "Your security key or passkey is set up. Continue to the application: it asks you to sign in again, with it.",
+        ),
         Some("webauthn_added") => Some("Your security key or passkey is set up."),
         Some("webauthn_removed") => Some("The security key or passkey was removed."),
+        _ if query.return_to.as_deref().is_some_and(|r| r.starts_with("/admin")) => {
+            Some("This organisation's administration requires a second factor. Set one up here, then continue to it.")
+        }
         _ if query.return_to.is_some() => Some(
-            "The application you were signing in to requires a second factor. Set one up here, then sign in to it again.",
+            "The application you were signing in to requires a second factor. Set one up here, then continue to it.",
         ),
         _ => None,
     };
@@ -154,6 +160,8 @@ pub struct EnrolForm {
     csrf_token: String,
     #[serde(default)]
     name: String,
+    /// Carried through the set-up when an application's project sent the user here.
+    return_to: Option<String>,
 }
 
 /// `POST /account/mfa/totp`: starts an enrolment and shows the QR code and key once.
@@ -183,6 +191,7 @@ pub async fn enrol(
                 enrol_qr: Some(e.qr_svg_base64.to_string()),
                 enrol_secret: Some(e.secret_base32.to_string()),
                 enrol_id: Some(e.credential_id.to_string()),
+                return_to: super::routes::safe_return_to(form.return_to.as_deref()),
                 ..Default::default()
             };
             render(&state, &views, &session, extra, StatusCode::OK).await
@@ -205,6 +214,7 @@ pub struct CodeForm {
     csrf_token: String,
     credential_id: TotpCredentialId,
     code: String,
+    return_to: Option<String>,
 }
 
 async fn counted(state: &web::Data<AppState>, user: UserId) -> Result<(), WebError> {
@@ -233,16 +243,20 @@ pub async fn confirm(
         s.db.write(|conn| Ok::<_, StorageError>(totp::confirm(conn, &s.keys, &s.auditor, user, id, &code, now)))
     })
     .await??;
+    let return_to = super::routes::safe_return_to(form.return_to.as_deref());
     let problem = match done {
         Ok(_) => {
-            return Ok(HttpResponse::SeeOther()
-                .insert_header((header::LOCATION, "/account/mfa?done=confirmed"))
-                .finish());
+            let target = match &return_to {
+                Some(r) => format!("/account/mfa?done=confirmed&return_to={}", super::routes::enc(r)),
+                None => "/account/mfa?done=confirmed".to_owned(),
+            };
+            return Ok(HttpResponse::SeeOther().insert_header((header::LOCATION, target)).finish());
         }
         Err(MfaError::InvalidCode | MfaError::Malformed(_)) => {
             // The QR code is not shown again; the same enrolment may still be confirmed.
             let extra = Extra {
                 enrol_id: Some(form.credential_id.to_string()),
+                return_to,
                 problem: Some("That code is not valid. Type the six digits your app shows now."),
                 ..Default::default()
             };

@@ -160,7 +160,7 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
-fn policy_view(p: &Policy) -> PolicyView {
+pub(crate) fn policy_view(p: &Policy) -> PolicyView {
     PolicyView {
         required: p.required,
         methods: p.methods.iter().map(|m| m.as_str().to_owned()).collect(),
@@ -168,7 +168,7 @@ fn policy_view(p: &Policy) -> PolicyView {
     }
 }
 
-fn requirement_view(r: &Requirement) -> RequirementView {
+pub(crate) fn requirement_view(r: &Requirement) -> RequirementView {
     RequirementView {
         required: r.required,
         allowed: match &r.allowed {

@@ -7,6 +7,7 @@ pub mod admin_domains;
 pub mod api;
 pub mod client_ip;
 pub mod clients;
+pub mod console;
 pub mod csrf;
 pub mod error;
 pub mod extract;
@@ -168,6 +169,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/clients/{id}", web::get().to(clients::api_get))
         .route("/api/v1/clients/{id}", web::delete().to(clients::api_delete))
         .route("/api/v1/clients/{id}/secret", web::post().to(clients::api_rotate_secret))
+        // The admin console: the API's operations as pages.
+        .route("/admin", web::get().to(console::home))
+        .route("/admin/organisations", web::post().to(console::create_organisation))
+        .route("/admin/o/{org}", web::get().to(console::organisation))
+        .route("/admin/o/{org}/projects", web::post().to(console::create_project))
+        .route("/admin/o/{org}/members", web::post().to(console::set_member))
+        .route("/admin/o/{org}/members/remove", web::post().to(console::remove_member))
+        .route("/admin/o/{org}/members/reset-mfa", web::post().to(console::reset_member_mfa))
+        .route("/admin/o/{org}/roles", web::post().to(console::create_role))
+        .route("/admin/o/{org}/mfa-policy", web::post().to(console::set_org_policy))
+        .route("/admin/o/{org}/connectors", web::post().to(console::create_connector))
+        .route("/admin/o/{org}/connectors/delete", web::post().to(console::delete_connector))
+        .route("/admin/o/{org}/scim-token", web::post().to(console::create_scim_token))
+        .route("/admin/o/{org}/tokens/revoke", web::post().to(console::revoke_token))
+        .route("/admin/o/{org}/delete", web::post().to(console::delete_organisation))
+        .route("/admin/o/{org}/audit", web::get().to(console::audit))
+        .route("/admin/o/{org}/p/{project}", web::get().to(console::project))
+        .route("/admin/o/{org}/p/{project}/mfa-policy", web::post().to(console::set_project_policy))
         .route("/sessions", web::get().to(routes::sessions_page))
         .route("/account/mfa", web::get().to(account::page))
         .route("/account/mfa/totp", web::post().to(account::enrol))

@@ -145,7 +145,7 @@ fn follow(
     session: Option<&crate::domain::session::Session>,
     raw_query: &str,
 ) -> Result<HttpResponse, WebError> {
-    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    use super::routes::enc;
     let location = match decision {
         Decision::Refuse(why) => return Err(WebError::BadRequest(why)),
         Decision::Redirect(url) => url,

@@ -153,6 +153,11 @@ pub fn safe_return_to(raw: Option<&str>) -> Option<String> {
     ok.then(|| r.to_owned())
 }
 
+/// A value form-urlencoded for a query string.
+pub fn enc(v: &str) -> String {
+    url::form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
 #[derive(Debug, Serialize)]
 struct ConnectorLink {
     id: String,

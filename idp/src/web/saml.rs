@@ -35,6 +35,7 @@ fn reason(r: &SamlRejection) -> &'static str {
     match r {
         SamlRejection::Malformed(_) => "malformed SAML response",
         SamlRejection::Signature(_) => "SAML signature invalid",
+        SamlRejection::Encryption(_) => "SAML encrypted assertion refused",
         SamlRejection::Status(_) => "upstream refused",
         SamlRejection::Issuer(_) => "SAML issuer mismatch",
         SamlRejection::Audience(_) => "SAML audience mismatch",
@@ -91,7 +92,8 @@ pub async fn acs(
     let checked = web::block(move || {
         let Some(saml) = c.saml() else { return Err(SamlRejection::Malformed("not a SAML connection")) };
         let now = s.clock.now();
-        let (identity, accepted) = saml.finish(&saml_response, s.config.base_url(), request_id.as_deref(), now)?;
+        let (identity, accepted) =
+            saml.finish(&saml_response, s.config.base_url(), &s.saml_sp, request_id.as_deref(), now)?;
         let fresh = s.db.write(|conn| saml_replay(conn, s.clock.now_naive(), c.id(), &accepted)).map_err(|e| {
             tracing::error!(error = %e, "SAML replay store");
             SamlRejection::Malformed("replay store unavailable")

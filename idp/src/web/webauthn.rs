@@ -182,10 +182,7 @@ pub async fn register_finish(
     match done {
         Ok(_) => {
             let target = match safe_return_to(body.return_to.as_deref()) {
-                Some(r) => format!(
-                    "/account/mfa?done=webauthn_added&return_to={}",
-                    url::form_urlencoded::byte_serialize(r.as_bytes()).collect::<String>()
-                ),
+                Some(r) => format!("/account/mfa?done=webauthn_added&return_to={}", super::routes::enc(&r)),
                 None => "/account/mfa?done=webauthn_added".to_owned(),
             };
             Ok(HttpResponse::Ok().json(redirect_to(&target)))

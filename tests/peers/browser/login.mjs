@@ -6,6 +6,8 @@
 //   node login.mjs --base http://127.0.0.1:PORT --signup --email e@x.test --password '...' --out DIR
 //   node login.mjs --base http://127.0.0.1:PORT --connector up --expect alice@example.test --mfa --out DIR
 //     (first login, set up TOTP on /account/mfa with oathtool's codes, sign out, sign in with a code)
+//   node login.mjs ... --mfa --authorize '/authorize?...' --out DIR
+//     (the same, forced: the application's project requires a second factor)
 //
 // Prints exactly one JSON line on stdout: {"ok":true,...} and exit 0, or {"ok":false,"error":...}
 // and exit 1. Console errors, uncaught page errors and CSP violations on idp's own origin fail
@@ -20,7 +22,7 @@ import { execFileSync } from 'node:child_process';
 const USAGE = `usage:
   node login.mjs --base URL --connector ID --expect EMAIL --out DIR [--name NAME]
   node login.mjs --base URL --signup --email EMAIL --password PASSWORD --out DIR
-  node login.mjs --base URL --connector ID --expect EMAIL --mfa --out DIR
+  node login.mjs --base URL --connector ID --expect EMAIL --mfa [--authorize PATH] --out DIR
 options: --timeout MS (per step, default 15000)  --chromium PATH (default $CHROMIUM or /usr/bin/chromium)
          --type-delay MS (signup password keystroke delay, default 40)
          --rewrite-null-origin (DIAGNOSTIC ONLY: send the real Origin instead of "null" on
@@ -282,16 +284,33 @@ function oathtool(secret, offset) {
 }
 
 // Connector login, TOTP set-up on /account/mfa, sign out, then the login with its second step.
+// With --authorize, the set-up is forced: the application's /authorize (its project requires a
+// second factor) sends the first login to /account/mfa, and the second login ends back at the
+// application with a code.
 async function mfaFlow() {
   const connector = args.connector;
-  const result = Object.assign(partial, { mode: 'mfa', connector });
+  const forced = args.authorize;
+  const result = Object.assign(partial, { mode: forced ? 'mfa-forced' : 'mfa', connector });
   const connectorLink = () => page.locator(`a[href="/login/${connector}"], a[href^="/login/${connector}?"]`);
 
-  await openPage('/login', 'open /login');
-  await step('first login', () => clickAndLand(connectorLink(), '/', 'after the first login'));
-  await step('assert signed in', () => assertSignedIn(args.expect, 'after the first login'));
-
-  await openPage('/account/mfa', 'open /account/mfa');
+  if (forced) {
+    await step('open the application\'s /authorize', async () => {
+      await page.goto(base + forced, { waitUntil: 'load' });
+      assert(isAt(page.url(), '/login'), `authorize without a session ended at ${page.url()}`);
+    });
+    await step('first login, sent to enrol', async () => {
+      await clickAndLand(connectorLink(), '/account/mfa', 'after the first login');
+      const text = await bodyText();
+      assert(text.includes('requires a second factor'), `no enrolment notice: ${text.slice(0, 400)}`);
+      const back = new URL(page.url()).searchParams.get('return_to');
+      assert(back && back.startsWith('/authorize?'), `no return_to: ${page.url()}`);
+    });
+  } else {
+    await openPage('/login', 'open /login');
+    await step('first login', () => clickAndLand(connectorLink(), '/', 'after the first login'));
+    await step('assert signed in', () => assertSignedIn(args.expect, 'after the first login'));
+    await openPage('/account/mfa', 'open /account/mfa');
+  }
   result.account = await step('screenshot account-mfa.png', () => shot('account-mfa.png'));
   await step('start TOTP set-up', async () => {
     await page.locator('#totp-name').fill('Browser phone');
@@ -312,6 +331,14 @@ async function mfaFlow() {
     await clickAndLand(btn, '/account/mfa', 'after activating', { formPost: true });
     const text = await bodyText();
     assert(text.includes('Set up: Browser phone'), `not activated: ${text.slice(0, 400)}`);
+    if (forced) {
+      const cont = page.getByRole('link', { name: 'Continue to the application' });
+      assert(await cont.count() === 1, `no "Continue to the application" link: ${text.slice(0, 400)}`);
+      const href = await cont.getAttribute('href');
+      const [a, b] = [new URL(href, base), new URL(forced, base)];
+      const same = a.pathname === b.pathname && a.searchParams.toString() === b.searchParams.toString();
+      assert(same, `the link goes to ${href}, not back to ${forced}`);
+    }
   });
   result.enrolled = await step('screenshot enrolled.png', () => shot('enrolled.png'));
 
@@ -319,14 +346,31 @@ async function mfaFlow() {
     const btn = page.locator('header form[action="/logout"]').getByRole('button', { name: 'Sign out' });
     await clickAndLand(btn, '/login', 'after clicking "Sign out"', { formPost: true });
   });
+  if (forced) {
+    await step('open the application\'s /authorize again', async () => {
+      await page.goto(base + forced, { waitUntil: 'load' });
+      assert(isAt(page.url(), '/login'), `authorize after signing out ended at ${page.url()}`);
+    });
+  }
   await step('second login asks for a code', () => clickAndLand(connectorLink(), '/login/mfa', 'after the second login'));
   result.code_page = await step('screenshot login-mfa.png', () => shot('login-mfa.png'));
-  await step('enter the code', async () => {
-    // The next step's code: the activation spent the current one.
-    await page.locator('#code').fill(oathtool(secret, 30));
-    await clickAndLand(page.getByRole('button', { name: 'Verify' }), '/', 'after entering the code', { formPost: true });
-  });
-  await step('assert signed in', () => assertSignedIn(args.expect, 'after the second factor'));
+  if (forced) {
+    const redirect = new URL(new URL(base + forced).searchParams.get('redirect_uri'));
+    result.code_redirect = await step('enter the code, back at the application', async () => {
+      // The next step's code: the activation spent the current one.
+      await page.locator('#code').fill(oathtool(secret, 30));
+      await clickAndLand(page.getByRole('button', { name: 'Verify' }), redirect.pathname, 'after entering the code', { formPost: true });
+      const u = new URL(page.url());
+      assert(u.origin === redirect.origin && u.searchParams.get('code'), `no code at ${page.url()}`);
+      return page.url();
+    });
+  } else {
+    await step('enter the code', async () => {
+      await page.locator('#code').fill(oathtool(secret, 30));
+      await clickAndLand(page.getByRole('button', { name: 'Verify' }), '/', 'after entering the code', { formPost: true });
+    });
+    await step('assert signed in', () => assertSignedIn(args.expect, 'after the second factor'));
+  }
   await openPage('/account/mfa', 'open /account/mfa again');
   result.amr = await step('read amr', async () => (await page.locator('.amr').innerText()).trim().split(/\s+/));
   result.signed_in = await step('screenshot signed-in.png', () => shot('signed-in.png'));

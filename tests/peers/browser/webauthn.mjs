@@ -139,7 +139,10 @@ async function run() {
 
   cdp = await context.newCDPSession(page);
   await cdp.send('WebAuthn.enable');
-  const internal = await authenticator({ transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true });
+  // A platform passkey that syncs (backup eligible and backed up, as in a cloud keychain): its
+  // logins are `swk`; the USB security key's, later, `hwk`.
+  const internal = await authenticator({ transport: 'internal', hasResidentKey: true, hasUserVerification: true,
+    isUserVerified: true, defaultBackupEligibility: true, defaultBackupState: true });
 
   const connectorLink = () => page.locator(`a[href="/login/${args.connector}"], a[href^="/login/${args.connector}?"]`);
 
@@ -157,6 +160,7 @@ async function run() {
   result.enrol_page = await shot('enrol.png');
   await step('register a passkey', () => addCredential('passkey', 'Laptop passkey', 'passkey registration'));
   result.passkey_added = await shot('passkey-added.png');
+  result.passkey_listed_as = await page.locator('.webauthn-credentials li').first().innerText();
   result.resident = await step('the passkey is discoverable', async () => {
     const { credentials } = await cdp.send('WebAuthn.getCredentials', { authenticatorId: internal });
     assert(credentials.length === 1, `expected one credential on the authenticator, found ${credentials.length}`);

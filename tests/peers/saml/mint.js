@@ -5,9 +5,13 @@
 //   notBefore, notOnOrAfter, issueInstant             offsets in seconds from now
 //   status, attributes {name: [values]}, signAssertion, signResponse (default both true)
 //   sha1 (sign with RSA-SHA1), tamper (see TAMPERS below), evilNameId (the attacker's NameID in XSW)
+//   encryptCert (PEM: encrypt the assertion to it, as samlify's isAssertionEncrypted does, then
+//     sign the Response over the ciphertext), dataEncryption / keyEncryption (algorithm URIs,
+//     default AES-256-CBC and RSA-OAEP-MGF1P), encTamper (see ENC_TAMPERS below)
 const fs = require('fs');
 const saml = require('samlify');
 const { DOMParser, XMLSerializer } = require('@xmldom/xmldom');
+const xmlenc = require('@authenio/xml-encryption');
 
 const o = JSON.parse(process.argv[2] || '{}');
 const key = o.key || 'idp';
@@ -21,11 +25,15 @@ const idp = saml.IdentityProvider({
   signingCert: fs.readFileSync(`${__dirname}/certs/${key}-cert.pem`),
   requestSignatureAlgorithm: o.sha1 ? 'http://www.w3.org/2000/09/xmldsig#rsa-sha1' : 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
   singleSignOnService: [{ Binding: saml.Constants.namespace.binding.redirect, Location: 'http://127.0.0.1:9/sso' }],
+  isAssertionEncrypted: Boolean(o.encryptCert) && !o.encTamper?.startsWith('manual'),
+  dataEncryptionAlgorithm: o.dataEncryption || 'http://www.w3.org/2001/04/xmlenc#aes256-cbc',
+  keyEncryptionAlgorithm: o.keyEncryption || 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p',
 });
 const sp = saml.ServiceProvider({
   entityID: o.sp,
   wantAssertionsSigned: o.signAssertion !== false,
   wantMessageSigned: o.signResponse !== false,
+  ...(o.encryptCert ? { encryptCert: o.encryptCert } : {}),
   assertionConsumerService: [{ Binding: saml.Constants.namespace.binding.post, Location: o.acs }],
 });
 
@@ -121,15 +129,62 @@ const TAMPERS = {
   },
 };
 
+// Rewrites of an encrypted response (the Response signature, if any, is left as it is).
+const ENC_TAMPERS = {
+  // One bit of the content's ciphertext flipped (the last CipherValue is the content's).
+  ciphertext: (doc) => {
+    const cv = byLocal(doc, 'CipherValue'); const v = cv[cv.length - 1];
+    const b = Buffer.from(v.textContent.replace(/\s/g, ''), 'base64'); b[b.length >> 1] ^= 1;
+    v.textContent = b.toString('base64');
+  },
+  // XSW across encryption: an unsigned evil assertion next to the encrypted genuine one.
+  'plain-too': (doc) => {
+    const tpl = new DOMParser().parseFromString(template(), 'text/xml');
+    const evil = byLocal(tpl, 'Assertion')[0]; setNameId(evil, o.evilNameId || 'victim@example.test');
+    const enc = byLocal(doc, 'EncryptedAssertion')[0]; enc.parentNode.insertBefore(doc.importNode(evil, true), enc);
+  },
+};
+
+// The assertion encrypted here rather than by samlify, with `prefix` before it in the plaintext.
+function encryptManually(xml, prefix) {
+  const doc = new DOMParser().parseFromString(xml, 'text/xml');
+  const a = byLocal(doc, 'Assertion')[0];
+  const plain = prefix + new XMLSerializer().serializeToString(a);
+  const pem = o.encryptCert;
+  const pub = require('crypto').createPublicKey(pem).export({ type: 'spki', format: 'pem' });
+  return new Promise((resolve, reject) => xmlenc.encrypt(plain, {
+    rsa_pub: Buffer.from(pub), pem: Buffer.from(pem),
+    encryptionAlgorithm: o.dataEncryption || 'http://www.w3.org/2009/xmlenc11#aes256-gcm',
+    keyEncryptionAlgorithm: o.keyEncryption || 'http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p',
+  }, (err, res) => {
+    if (err) return reject(err);
+    const wrapped = new DOMParser().parseFromString(
+      `<saml:EncryptedAssertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion">${res}</saml:EncryptedAssertion>`, 'text/xml');
+    a.parentNode.replaceChild(doc.importNode(wrapped.documentElement, true), a);
+    resolve(new XMLSerializer().serializeToString(doc));
+  }));
+}
+const MANUAL = { 'manual-doctype': '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>' };
+
 const PREFIXES = {
   doctype: '<!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]>',
   'billion-laughs': '<!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>',
 };
 
+// encryptThenSign: the Response signature covers the EncryptedAssertion, as Okta and OneLogin do.
 idp.createLoginResponse(sp, { extract: { request: { id: o.inResponseTo || '' } } }, 'post', { email: o.nameId },
-  () => ({ id: '', context: template() }))
-  .then(({ context }) => {
+  () => ({ id: '', context: template() }), true)
+  .then(async ({ context }) => {
     let xml = Buffer.from(context, 'base64').toString('utf8');
+    if (o.encTamper in MANUAL) {
+      xml = await encryptManually(xml, MANUAL[o.encTamper]);
+    } else if (ENC_TAMPERS[o.encTamper]) {
+      const doc = new DOMParser().parseFromString(xml, 'text/xml');
+      ENC_TAMPERS[o.encTamper](doc);
+      xml = new XMLSerializer().serializeToString(doc);
+    } else if (o.encTamper) {
+      throw new Error(`unknown encTamper ${o.encTamper}`);
+    }
     if (TAMPERS[o.tamper]) {
       const doc = new DOMParser().parseFromString(xml, 'text/xml');
       TAMPERS[o.tamper](doc);

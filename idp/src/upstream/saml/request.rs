@@ -31,18 +31,32 @@ impl SpEndpoints {
     }
 }
 
+/// The content and key-transport algorithms we accept, as published in our metadata.
+pub const ENCRYPTION_METHODS: &[&str] = &[
+    "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+    "http://www.w3.org/2009/xmlenc11#aes128-gcm",
+    "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+    "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+    "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+    "http://www.w3.org/2009/xmlenc11#rsa-oaep",
+];
+
 pub fn metadata(sp: &SpEndpoints, keys: &SpKeys, sign_requests: bool) -> String {
     let cert = keys.certificate_base64();
-    let key = |usage: &str| {
+    let key = |usage: &str, methods: &str| {
         format!(
-            "<md:KeyDescriptor use=\"{usage}\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>"
+            "<md:KeyDescriptor use=\"{usage}\"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>{methods}</md:KeyDescriptor>"
         )
     };
+    // What `xmlenc` decrypts, strongest first (SAML metadata 2.4.1.1).
+    let methods: String =
+        ENCRYPTION_METHODS.iter().map(|m| format!("<md:EncryptionMethod Algorithm=\"{m}\"/>")).collect();
     format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{entity}\"><md:SPSSODescriptor AuthnRequestsSigned=\"{sign_requests}\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{signing}<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat><md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat><md:AssertionConsumerService Binding=\"{POST_BINDING}\" Location=\"{acs}\" index=\"0\" isDefault=\"true\"/></md:SPSSODescriptor></md:EntityDescriptor>\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\" entityID=\"{entity}\"><md:SPSSODescriptor AuthnRequestsSigned=\"{sign_requests}\" WantAssertionsSigned=\"true\" protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\">{signing}{encryption}<md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat><md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat><md:AssertionConsumerService Binding=\"{POST_BINDING}\" Location=\"{acs}\" index=\"0\" isDefault=\"true\"/></md:SPSSODescriptor></md:EntityDescriptor>\n",
         entity = escape(&sp.entity_id),
         acs = escape(&sp.acs_url),
-        signing = key("signing"),
+        signing = key("signing", ""),
+        encryption = key("encryption", &methods),
     )
 }
 

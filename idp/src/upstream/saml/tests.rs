@@ -36,7 +36,7 @@ fn expected(request_id: Option<&str>, now: DateTime<Utc>) -> Expected<'_> {
 
 fn check(xml: &str, request_id: Option<&str>, now: DateTime<Utc>) -> Result<checks::Accepted, SamlRejection> {
     let a: samael::schema::Assertion = xml.parse().expect("the test assertion parses");
-    checks::assertion(&a, &expected(request_id, now))
+    checks::assertion(&a, false, &expected(request_id, now))
 }
 
 #[test]
@@ -176,14 +176,18 @@ fn fixture_certs() -> Vec<Vec<u8>> {
 
 #[test]
 fn the_fixture_verifies_and_only_at_its_time() {
-    let ok = super::verify_response(FIXTURE.trim(), &fixture_certs(), &fixture_expected()).unwrap();
+    let ok =
+        super::verify_response(FIXTURE.trim(), &fixture_certs(), super::Decryption::NONE, &fixture_expected()).unwrap();
     assert_eq!(ok.name_id, "alice@example.com");
     let mut later = fixture_expected();
     later.now += Duration::hours(1);
-    assert!(matches!(super::verify_response(FIXTURE.trim(), &fixture_certs(), &later), Err(SamlRejection::Time(_))));
+    assert!(matches!(
+        super::verify_response(FIXTURE.trim(), &fixture_certs(), super::Decryption::NONE, &later),
+        Err(SamlRejection::Time(_))
+    ));
     let mut other = fixture_expected();
     other.request_id = Some("_req2");
-    assert!(super::verify_response(FIXTURE.trim(), &fixture_certs(), &other).is_err());
+    assert!(super::verify_response(FIXTURE.trim(), &fixture_certs(), super::Decryption::NONE, &other).is_err());
 }
 
 /// Fuzzing in the small: thousands of random byte edits of a genuinely signed response go
@@ -209,7 +213,7 @@ fn mutated_responses_never_panic_nor_change_the_identity() {
             }
         }
         let encoded = base64::engine::general_purpose::STANDARD.encode(&m);
-        if let Ok(accepted) = super::verify_response(&encoded, &certs, &x) {
+        if let Ok(accepted) = super::verify_response(&encoded, &certs, super::Decryption::NONE, &x) {
             assert_eq!(accepted.name_id, "alice@example.com", "a mutation changed who signs in");
         }
     }

@@ -46,6 +46,9 @@ pub fn prescan_unsigned_ok(xml: &str) -> Result<Shape, SamlRejection> {
     let mut reader = quick_xml::NsReader::from_str(xml);
     let mut shape = Shape::default();
     let mut depth = 0usize;
+    // Local names of the open elements: a DigestMethod inside an xenc EncryptionMethod is the
+    // RSA-OAEP digest (checked in `super::xmlenc`), not a signature's.
+    let mut open: Vec<Vec<u8>> = Vec::new();
     loop {
         let event = reader.read_resolved_event().map_err(|_| SamlRejection::Malformed("not well-formed XML"))?;
         let (ns, e, empty) = match event {
@@ -53,6 +56,7 @@ pub fn prescan_unsigned_ok(xml: &str) -> Result<Shape, SamlRejection> {
             (ns, Event::Empty(e)) => (ns, e, true),
             (_, Event::End(_)) => {
                 depth = depth.saturating_sub(1);
+                open.pop();
                 continue;
             }
             (_, Event::DocType(_)) => return Err(SamlRejection::Malformed("a DOCTYPE")),
@@ -67,6 +71,11 @@ pub fn prescan_unsigned_ok(xml: &str) -> Result<Shape, SamlRejection> {
         }
         let name = e.name();
         let local_name = local(name.as_ref());
+        let parent = open.last().map(Vec::as_slice).unwrap_or_default();
+        let oaep_digest = local_name == b"DigestMethod" && parent == b"EncryptionMethod";
+        if !empty {
+            open.push(local_name.to_vec());
+        }
         if shape.root.is_empty() {
             shape.root = String::from_utf8_lossy(local_name).into_owned();
         }
@@ -87,7 +96,7 @@ pub fn prescan_unsigned_ok(xml: &str) -> Result<Shape, SamlRejection> {
                     return Err(SamlRejection::Signature("a transform other than enveloped-signature and exc-c14n"));
                 }
             }
-            b"SignatureMethod" | b"DigestMethod" if in_dsig => {
+            b"SignatureMethod" | b"DigestMethod" if in_dsig && !oaep_digest => {
                 let alg = attr(b"Algorithm").unwrap_or_default();
                 let known = ALGORITHMS.iter().any(|a| a.signature_uri() == alg || a.digest_uri() == alg);
                 if !known {
