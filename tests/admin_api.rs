@@ -112,6 +112,8 @@ impl World {
     }
 }
 
+const GUESSED: &str = "6f1f1b1e-0000-4000-8000-000000000000";
+
 /// Every admin endpoint, with a body that would be accepted, for organisation `org`.
 fn endpoints(org: &str, project: &str, user: UserId) -> Vec<(Method, String, Option<Value>)> {
     let o = format!("/api/v1/organisations/{org}");
@@ -142,6 +144,16 @@ fn endpoints(org: &str, project: &str, user: UserId) -> Vec<(Method, String, Opt
         (Method::GET, format!("{o}/audit/export"), None),
         (Method::GET, format!("{o}/tokens"), None),
         (Method::GET, format!("{p}/clients"), None),
+        (Method::DELETE, p.clone(), Some(json!({"confirm": project}))),
+        (Method::GET, format!("{o}/invitations"), None),
+        (Method::POST, format!("{o}/invitations"), Some(json!({"email": "x@acme.test", "role": "member"}))),
+        (Method::DELETE, format!("{o}/invitations/{GUESSED}"), None),
+        (Method::GET, format!("{o}/domains"), None),
+        (Method::POST, format!("{o}/domains"), Some(json!({"domain": "acme.test"}))),
+        (Method::GET, format!("{o}/domains/{GUESSED}"), None),
+        (Method::PUT, format!("{o}/domains/{GUESSED}"), Some(json!({"connector": null}))),
+        (Method::DELETE, format!("{o}/domains/{GUESSED}"), None),
+        (Method::POST, format!("{o}/domains/{GUESSED}/verify"), None),
     ]
 }
 

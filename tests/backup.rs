@@ -128,6 +128,36 @@ fn populate(s: &AppState) -> String {
     })
     .unwrap();
     s.db.write(|c| {
+        use idp::storage::domains::{DomainRepository, OrganisationDomainRow};
+        use idp::storage::invitations::{InvitationRepository, InvitationRow};
+        // Through storage, with every nullable column holding a value (a verified, routed domain;
+        // an accepted invitation).
+        c.insert_domain(&OrganisationDomainRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            organisation_id: org.id.to_string(),
+            domain: "canary.example".into(),
+            token: "0123456789abcdef0123456789abcdef".into(),
+            verified_at: Some(now),
+            connector_id: Some("acme-sso".into()),
+            created_at: now,
+        })?;
+        c.insert_invitation(&InvitationRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            organisation_id: org.id.to_string(),
+            email: "canary4@example.com".into(),
+            builtin_role: Some("member".into()),
+            custom_role_id: None,
+            token_hash: "c".repeat(64),
+            created_by: "cli".into(),
+            created_at: now,
+            expires_at: now,
+            revoked_at: Some(now),
+            accepted_at: Some(now),
+            accepted_by: Some(users[4].to_string()),
+        })
+    })
+    .unwrap();
+    s.db.write(|c| {
         idp::storage::passwords::PasswordRepository::set_password(
             c,
             users[0],

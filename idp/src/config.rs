@@ -37,6 +37,8 @@ pub struct ConfigFile {
     pub password: PasswordConfig,
     pub signup: SignupMode,
     pub signup_domains: Vec<String>,
+    /// The nameserver domain verification asks (`IP:PORT`); the system's when unset.
+    pub dns_resolver: Option<String>,
     pub session: SessionConfig,
     pub tokens: TokensConfig,
     pub audit: AuditConfig,
@@ -206,6 +208,7 @@ impl Default for ConfigFile {
             password: PasswordConfig::default(),
             signup: SignupMode::Invite,
             signup_domains: Vec::new(),
+            dns_resolver: None,
             connectors: Vec::new(),
             clients: Vec::new(),
             session: SessionConfig::default(),
@@ -278,6 +281,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("password.max_concurrent_hashes", KeyKind::Integer),
     ("signup", KeyKind::Text),
     ("signup_domains", KeyKind::List),
+    ("dns_resolver", KeyKind::Text),
     ("session.idle_timeout", KeyKind::Text),
     ("session.absolute_timeout", KeyKind::Text),
     ("tokens.cache_ttl", KeyKind::Text),
@@ -364,6 +368,8 @@ pub struct Config {
     pub password_login: bool,
     pub password: PasswordConfig,
     pub signup: Signup,
+    /// The nameserver domain verification asks; `None`: the system's (/etc/resolv.conf).
+    pub dns_resolver: Option<SocketAddr>,
     pub connectors: Vec<ConnectorSpec>,
     /// The relying parties idp serves as an OpenID Provider.
     pub clients: Vec<ClientSpec>,
@@ -768,6 +774,16 @@ fn validate(
         }
     }
     let clients = crate::client_config::validate_clients(&f.clients, env, &mut p);
+    let dns_resolver = match f.dns_resolver.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(raw) => match raw.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                p.push(problem("dns_resolver", format!("{raw:?} is not an address"), "IP:PORT such as 127.0.0.1:53"));
+                None
+            }
+        },
+    };
 
     match (bind, public_url, database) {
         (Ok(bind), Ok(public_url), Ok(database)) if p.is_empty() => Ok(Config {
@@ -786,6 +802,7 @@ fn validate(
             password_login: f.password_login,
             password: f.password,
             signup,
+            dns_resolver,
             connectors,
             clients,
             session: f.session,

@@ -1,6 +1,6 @@
 //! The real peers the federated-login tests run against: oidc-provider (npm) as the upstream
-//! OIDC provider, and the GitHub fake shaped after GitHub's documentation. Both are started on
-//! free loopback ports and stopped when dropped.
+//! OIDC provider, and the GitHub fake shaped after GitHub's documentation; dnsmasq for domain
+//! verification. All are started on free loopback ports and stopped when dropped.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
@@ -189,5 +189,60 @@ impl Browser {
     /// The first visited URL containing `needle`.
     pub fn visited_containing(&self, needle: &str) -> Option<String> {
         self.visited.iter().find(|u| u.contains(needle)).cloned()
+    }
+}
+
+/// dnsmasq (Debian package `dnsmasq`) as the DNS server domain verification asks: on a loopback
+/// port (UDP and TCP), authoritative for `.test` (unknown names there answer NXDOMAIN), serving
+/// exactly the TXT records given. Stopped when dropped; start another on the same port to change
+/// the records.
+pub struct Dnsmasq {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free for both UDP and TCP on 127.0.0.1.
+pub fn free_dns_port() -> u16 {
+    loop {
+        let port = free_port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+impl Dnsmasq {
+    pub fn start(port: u16, txt_records: &[(&str, &str)]) -> Dnsmasq {
+        let bin = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("dnsmasq is not installed: run ./scripts/test (apt package dnsmasq)");
+        let mut cmd = Command::new(bin);
+        cmd.args(["--no-daemon", "--conf-file=/dev/null", "--pid-file", "--no-resolv", "--no-hosts"])
+            .args(["--listen-address=127.0.0.1", "--bind-interfaces", "--local=/test/"])
+            .arg(format!("--port={port}"));
+        for (name, value) in txt_records {
+            // Passed as one argument, so no quoting: dnsmasq would keep the quotes.
+            cmd.arg(format!("--txt-record={name},{value}"));
+        }
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let mut peer = Dnsmasq { child, port };
+        let started = Instant::now();
+        // Ready once it holds the port.
+        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            if let Some(status) = peer.child.try_wait().unwrap() {
+                panic!("dnsmasq exited with {status}");
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "dnsmasq did not bind 127.0.0.1:{port} within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peer
     }
 }

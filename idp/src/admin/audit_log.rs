@@ -37,7 +37,12 @@ pub struct AuditPage {
 }
 
 fn event(r: AuditEventRow) -> AuditEvent {
-    let details = r.details.as_deref().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(serde_json::Value::Null);
+    // An event without details shows `{}`: the schema says an object.
+    let details = r
+        .details
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or_else(|| serde_json::Value::Object(serde_json::Map::new()));
     AuditEvent {
         id: r.id,
         occurred_at: r.occurred_at,

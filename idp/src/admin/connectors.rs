@@ -12,6 +12,7 @@ use crate::crypto::secretbox::MasterKeys;
 use crate::domain::role::Permission;
 use crate::storage::audit::AuditRepository;
 use crate::storage::connectors::{ConnectorRepository, OrganisationConnectorRow};
+use crate::storage::domains::DomainRepository;
 use crate::storage::organisations::OrganisationRepository;
 use crate::storage::secrets::{SecretPurpose, SecretRepository};
 use crate::storage::{StorageError, StorageResult, parse_id};
@@ -89,7 +90,7 @@ pub fn create(
 }
 
 pub fn delete(
-    conn: &mut (impl ConnectorRepository + SecretRepository + AuditRepository),
+    conn: &mut (impl ConnectorRepository + SecretRepository + AuditRepository + DomainRepository),
     auditor: &Auditor,
     now: NaiveDateTime,
     actor: Actor,
@@ -97,6 +98,8 @@ pub fn delete(
 ) -> Result<(), AdminError> {
     let row = conn.delete_organisation_connector(id)?.ok_or(AdminError::NotFound("connector"))?;
     conn.delete_secret(parse_id(&row.secret_id)?)?;
+    // Domains routed to it route nowhere now.
+    conn.clear_domain_connector(id)?;
     auditor.record(
         conn,
         now,
@@ -197,7 +200,7 @@ pub fn create_as(
 
 /// [`delete`], for one of the organisation's own connectors.
 pub fn delete_as(
-    conn: &mut (impl ConnectorRepository + OrganisationRepository + SecretRepository + AuditRepository),
+    conn: &mut (impl ConnectorRepository + OrganisationRepository + SecretRepository + AuditRepository + DomainRepository),
     auditor: &Auditor,
     now: NaiveDateTime,
     caller: Caller,

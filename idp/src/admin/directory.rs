@@ -49,7 +49,7 @@ pub struct RoleInfo {
     pub permissions: Vec<String>,
 }
 
-fn role_string(role: RoleRef) -> String {
+pub(crate) fn role_string(role: RoleRef) -> String {
     match role {
         RoleRef::Builtin(b) => b.as_str().to_owned(),
         RoleRef::Custom(id) => id.to_string(),
@@ -171,6 +171,61 @@ pub fn delete_organisation(
     Ok(())
 }
 
+/// Deletes a project and what it owns from the live database: its registered clients (every
+/// grant issued to them revoked first), the API tokens confined to it (revoked first, so every
+/// instance's cache drops them), its memberships and its two-factor policy. `confirm` must be
+/// the project's slug.
+#[allow(clippy::too_many_arguments)]
+pub fn delete_project(
+    conn: &mut (impl OrganisationRepository + AuditRepository + ApiTokenRepository + ClientRepository + OAuthRepository),
+    auditor: &Auditor,
+    now: NaiveDateTime,
+    caller: Caller,
+    organisation: &str,
+    project: &str,
+    confirm: &str,
+) -> Result<(), AdminError> {
+    let (org, pid) = resolve(conn, caller, organisation, Some(project))?;
+    let pid = pid.ok_or(AdminError::NotFound("project"))?;
+    // Organisation-wide, so a project token cannot delete its own project.
+    require(conn, caller, org, None, Permission::ProjectsManage, "deleting a project needs projects_manage")?;
+    let found = conn.find_project(pid)?.ok_or(AdminError::NotFound("project"))?;
+    if confirm != found.slug.as_str() {
+        return Err(AdminError::Invalid("to confirm, give the project's slug".into()));
+    }
+    let key = pid.to_string();
+    let mut tokens = 0usize;
+    for t in
+        conn.api_tokens_of_organisation(&org.to_string())?.into_iter().filter(|t| t.project_id.as_deref() == Some(&key))
+    {
+        if conn.revoke_api_token(&t.id, now)? {
+            tokens += 1;
+        }
+    }
+    let mut grants = 0usize;
+    let clients = conn.clients_of_project(&key)?;
+    for c in &clients {
+        grants += conn.revoke_client_grants(&c.id, now)?;
+    }
+    conn.delete_api_tokens_of_project(&key)?;
+    conn.delete_project(pid).map_err(|e| match e {
+        StorageError::NotFound => AdminError::NotFound("project"),
+        other => other.into(),
+    })?;
+    auditor.record(
+        conn,
+        now,
+        Event::new(caller.actor(), Action::ProjectDeleted)
+            .target(pid)
+            .organisation(org)
+            .detail("slug", found.slug.as_str())
+            .detail("tokens_revoked", tokens)
+            .detail("clients_deleted", clients.len())
+            .detail("grants_revoked", grants),
+    )?;
+    Ok(())
+}
+
 pub fn list_projects(
     conn: &mut impl OrganisationRepository,
     caller: Caller,
@@ -243,7 +298,11 @@ pub fn list_members(
 
 /// Parses a role as the API names it: a built-in role's name or one of the organisation's
 /// custom roles by id.
-fn parse_role(conn: &mut impl OrganisationRepository, org: OrganisationId, role: &str) -> Result<RoleRef, AdminError> {
+pub(crate) fn parse_role(
+    conn: &mut impl OrganisationRepository,
+    org: OrganisationId,
+    role: &str,
+) -> Result<RoleRef, AdminError> {
     if let Ok(b) = role.parse::<BuiltinRole>() {
         return Ok(RoleRef::Builtin(b));
     }
@@ -253,6 +312,23 @@ fn parse_role(conn: &mut impl OrganisationRepository, org: OrganisationId, role:
     match conn.find_custom_role(id)? {
         Some(r) if r.organisation_id == org => Ok(RoleRef::Custom(id)),
         _ => Err(AdminError::Invalid(format!("unknown role {role:?}: a built-in role or a custom role's id"))),
+    }
+}
+
+/// `Forbidden` unless the caller holds every permission of `role` (only an owner makes owners).
+pub(crate) fn may_hand_out(
+    conn: &mut impl OrganisationRepository,
+    caller: Caller,
+    org: OrganisationId,
+    project: Option<crate::domain::ProjectId>,
+    role: RoleRef,
+) -> Result<(), AdminError> {
+    let mine = permissions(conn, caller, org, project)?;
+    let granted = super::access::role_permissions(conn, role)?;
+    match granted.iter().find(|p| !mine.contains(p)) {
+        None => Ok(()),
+        Some(Permission::OrganisationDelete) => Err(AdminError::Forbidden("only an owner makes owners")),
+        Some(_) => Err(AdminError::Forbidden("a role is handed out only by someone holding all of its permissions")),
     }
 }
 
@@ -272,14 +348,7 @@ pub fn set_member(
     let (org, pid) = resolve(conn, caller, organisation, project)?;
     require(conn, caller, org, pid, Permission::MembersManage, "managing members needs members_manage")?;
     let role = parse_role(conn, org, role)?;
-    let mine = permissions(conn, caller, org, pid)?;
-    let granted = super::access::role_permissions(conn, role)?;
-    if let Some(extra) = granted.iter().find(|p| !mine.contains(p)) {
-        return Err(AdminError::Forbidden(match extra {
-            Permission::OrganisationDelete => "only an owner makes owners",
-            _ => "a role is handed out only by someone holding all of its permissions",
-        }));
-    }
+    may_hand_out(conn, caller, org, pid, role)?;
     let found = conn.find_user(user)?.filter(|u| !u.disabled).ok_or(AdminError::NotFound("user"))?;
     if let Some(p) = pid {
         conn.set_project_member(p, user, role, now)?;

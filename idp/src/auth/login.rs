@@ -174,6 +174,7 @@ pub fn complete(
              + PendingMfaRepository
              + crate::storage::scim::ScimRepository
              + crate::storage::connectors::ConnectorRepository
+             + crate::storage::invitations::InvitationRepository
          ),
     auditor: &Auditor,
     policy: LoginPolicy<'_>,
@@ -237,7 +238,9 @@ pub fn complete(
                     user
                 } else {
                     let email = verified.ok_or(LoginError::EmailNotVerified)?;
-                    if !may_sign_up(policy.signup, email) {
+                    // Someone invited (admin::invitations) gets an account whatever the policy;
+                    // joining the organisation is still their own step, at the invitation's page.
+                    if !may_sign_up(policy.signup, email) && !conn.open_invitation_for(email, now)? {
                         return Err(LoginError::SignupClosed);
                     }
                     let user = conn.create_user(

@@ -88,6 +88,8 @@ pub trait ApiTokenRepository {
     fn purge_api_tokens(&mut self, cutoff: NaiveDateTime) -> StorageResult<usize>;
     /// Deletes every token of an organisation, with their secrets and the lifetime policy.
     fn delete_api_tokens_of_organisation(&mut self, organisation_id: &str) -> StorageResult<usize>;
+    /// Deletes the tokens confined to one project, with their secrets.
+    fn delete_api_tokens_of_project(&mut self, project_id: &str) -> StorageResult<usize>;
 }
 
 impl ApiTokenRepository for DbConnection {
@@ -207,5 +209,12 @@ impl ApiTokenRepository for DbConnection {
         diesel::delete(api_token_policies::table.find(organisation_id)).execute(self)?;
         revoked_something();
         Ok(diesel::delete(api_tokens::table.filter(api_tokens::organisation_id.eq(organisation_id))).execute(self)?)
+    }
+
+    fn delete_api_tokens_of_project(&mut self, project_id: &str) -> StorageResult<usize> {
+        let ids = api_tokens::table.filter(api_tokens::project_id.eq(project_id)).select(api_tokens::id);
+        diesel::delete(api_token_secrets::table.filter(api_token_secrets::token_id.eq_any(ids))).execute(self)?;
+        revoked_something();
+        Ok(diesel::delete(api_tokens::table.filter(api_tokens::project_id.eq(project_id))).execute(self)?)
     }
 }

@@ -14,6 +14,8 @@ use diesel::prelude::*;
 use super::api_tokens::{ApiTokenPolicyRow, ApiTokenRow, ApiTokenSecretRow};
 use super::clients::OAuthClientRow;
 use super::connectors::OrganisationConnectorRow;
+use super::domains::OrganisationDomainRow;
+use super::invitations::InvitationRow;
 use super::login_flows::LoginFlowRow;
 use super::mfa::{RecoveryCodeRow, TotpCredentialRow};
 use super::mfa_policies::{OrganisationMfaPolicyRow, ProjectMfaPolicyRow};
@@ -170,6 +172,8 @@ backed_up_tables! {
     oauth_clients: OAuthClientRow,
     signing_keys: SigningKeyRow,
     organisation_connectors: OrganisationConnectorRow,
+    organisation_domains: OrganisationDomainRow,
+    invitations: InvitationRow,
     api_tokens: ApiTokenRow,
     api_token_secrets: ApiTokenSecretRow,
     api_token_policies: ApiTokenPolicyRow,

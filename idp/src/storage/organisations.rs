@@ -5,8 +5,8 @@ use diesel::prelude::*;
 
 use super::models::{CustomRoleRow, OrganisationMemberRow, OrganisationRow, ProjectMemberRow, ProjectRow};
 use super::schema::{
-    custom_roles, oauth_clients, organisation_members, organisation_mfa_policies, organisations, project_members,
-    project_mfa_policies, projects,
+    custom_roles, invitations, oauth_clients, organisation_domains, organisation_members, organisation_mfa_policies,
+    organisations, project_members, project_mfa_policies, projects,
 };
 use super::{DbConnection, StorageError, StorageResult, parse_id};
 use crate::domain::organisation::{Organisation, Project, Slug};
@@ -40,6 +40,8 @@ pub trait OrganisationRepository {
     ) -> StorageResult<Project>;
     fn find_project(&mut self, id: ProjectId) -> StorageResult<Option<Project>>;
     fn list_projects(&mut self, org: OrganisationId) -> StorageResult<Vec<Project>>;
+    /// Deletes the project with its memberships, two-factor policy and registered clients.
+    fn delete_project(&mut self, id: ProjectId) -> StorageResult<()>;
 
     fn create_custom_role(
         &mut self,
@@ -193,12 +195,24 @@ impl OrganisationRepository for DbConnection {
         diesel::delete(project_mfa_policies::table.filter(project_mfa_policies::project_id.eq_any(project_ids)))
             .execute(self)?;
         diesel::delete(organisation_mfa_policies::table.find(&id)).execute(self)?;
+        diesel::delete(organisation_domains::table.filter(organisation_domains::organisation_id.eq(&id)))
+            .execute(self)?;
+        diesel::delete(invitations::table.filter(invitations::organisation_id.eq(&id))).execute(self)?;
         diesel::delete(oauth_clients::table.filter(oauth_clients::organisation_id.eq(&id))).execute(self)?;
         diesel::delete(projects::table.filter(projects::organisation_id.eq(&id))).execute(self)?;
         diesel::delete(organisation_members::table.filter(organisation_members::organisation_id.eq(&id)))
             .execute(self)?;
         diesel::delete(custom_roles::table.filter(custom_roles::organisation_id.eq(&id))).execute(self)?;
         let n = diesel::delete(organisations::table.find(&id)).execute(self)?;
+        if n == 0 { Err(StorageError::NotFound) } else { Ok(()) }
+    }
+
+    fn delete_project(&mut self, id: ProjectId) -> StorageResult<()> {
+        let id = id.to_string();
+        diesel::delete(project_members::table.filter(project_members::project_id.eq(&id))).execute(self)?;
+        diesel::delete(project_mfa_policies::table.find(&id)).execute(self)?;
+        diesel::delete(oauth_clients::table.filter(oauth_clients::project_id.eq(&id))).execute(self)?;
+        let n = diesel::delete(projects::table.find(&id)).execute(self)?;
         if n == 0 { Err(StorageError::NotFound) } else { Ok(()) }
     }
 

@@ -458,3 +458,32 @@ diesel::table! {
         expires_at -> Timestamp,
     }
 }
+
+diesel::table! {
+    organisation_domains (id) {
+        id -> Text,
+        organisation_id -> Text,
+        domain -> Text,
+        token -> Text,
+        verified_at -> Nullable<Timestamp>,
+        connector_id -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        organisation_id -> Text,
+        email -> Text,
+        builtin_role -> Nullable<Text>,
+        custom_role_id -> Nullable<Text>,
+        token_hash -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        revoked_at -> Nullable<Timestamp>,
+        accepted_at -> Nullable<Timestamp>,
+        accepted_by -> Nullable<Text>,
+    }
+}

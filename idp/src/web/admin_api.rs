@@ -21,7 +21,7 @@ use crate::domain::role::Permission;
 use crate::mfa::policy::{Allowed, Policy, Requirement};
 
 /// Runs a use case off the async threads and answers with its result as JSON.
-async fn answer<T, F>(state: &web::Data<AppState>, status: StatusCode, f: F) -> HttpResponse
+pub(crate) async fn answer<T, F>(state: &web::Data<AppState>, status: StatusCode, f: F) -> HttpResponse
 where
     T: Serialize + Send + 'static,
     F: FnOnce(&AppState) -> Result<T, AdminError> + Send + 'static,
@@ -35,7 +35,11 @@ where
     }
 }
 
-async fn caller(req: &HttpRequest, state: &web::Data<AppState>, needs: Permission) -> Result<Caller, HttpResponse> {
+pub(crate) async fn caller(
+    req: &HttpRequest,
+    state: &web::Data<AppState>,
+    needs: Permission,
+) -> Result<Caller, HttpResponse> {
     api_caller(req, state, needs).await
 }
 

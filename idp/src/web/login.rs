@@ -344,7 +344,23 @@ pub async fn discover(state: web::Data<AppState>, query: web::Query<DiscoverQuer
     let email = query.email.trim();
     let return_to = safe_return_to(query.return_to.as_deref());
     let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let mut target = match state.connectors.for_email(email) {
+    // The operator's `domains` first, then the domains organisations verified and routed.
+    let routed = match state.connectors.for_email(email) {
+        Some(c) => Some(c),
+        None => {
+            let (s, e) = (state.clone(), email.to_owned());
+            let id =
+                web::block(move || s.db.read(|conn| crate::admin::domains::connector_for_email(conn, &e))).await??;
+            match id {
+                Some(id) => {
+                    super::extract::fresh_connectors(&state, Some(&id)).await?;
+                    state.connectors.get(&id)
+                }
+                None => None,
+            }
+        }
+    };
+    let mut target = match routed {
         Some(c) => format!("/login/{}?login_hint={}", c.id(), enc(email)),
         None => "/login?unknown_domain=1".to_owned(),
     };

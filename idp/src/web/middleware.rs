@@ -25,7 +25,10 @@ pub async fn request_log(
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let id = uuid::Uuid::new_v4().simple().to_string();
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    // An invitation's path is its secret: never logged.
+    let path =
+        if req.path().starts_with(crate::admin::invitations::ACCEPT_PATH) { "/invitations/***" } else { req.path() };
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
     let started = Instant::now();
     async move {
         let mut res = next.call(req).await?.map_into_boxed_body();

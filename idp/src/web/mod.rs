@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin_api;
+pub mod admin_domains;
 pub mod api;
 pub mod client_ip;
 pub mod clients;
@@ -10,6 +11,7 @@ pub mod console;
 pub mod csrf;
 pub mod error;
 pub mod extract;
+pub mod invitations;
 pub mod login;
 pub mod mfa;
 pub mod middleware;
@@ -116,6 +118,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/organisations/{org}/projects", web::get().to(admin_api::list_projects))
         .route("/api/v1/organisations/{org}/projects", web::post().to(admin_api::create_project))
         .route("/api/v1/organisations/{org}/projects/{project}", web::get().to(admin_api::get_project))
+        .route("/api/v1/organisations/{org}/projects/{project}", web::delete().to(admin_domains::delete_project))
+        .route("/api/v1/organisations/{org}/invitations", web::get().to(invitations::api_list))
+        .route("/api/v1/organisations/{org}/invitations", web::post().to(invitations::api_create))
+        .route("/api/v1/organisations/{org}/invitations/{id}", web::delete().to(invitations::api_revoke))
+        .route("/invitations/{token}", web::get().to(invitations::show))
+        .route("/invitations/{token}", web::post().to(invitations::accept))
+        .route("/api/v1/organisations/{org}/domains", web::get().to(admin_domains::list_domains))
+        .route("/api/v1/organisations/{org}/domains", web::post().to(admin_domains::claim_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}", web::get().to(admin_domains::get_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}", web::put().to(admin_domains::route_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}", web::delete().to(admin_domains::delete_domain))
+        .route("/api/v1/organisations/{org}/domains/{id}/verify", web::post().to(admin_domains::verify_domain))
         .route("/api/v1/organisations/{org}/members", web::get().to(admin_api::list_members))
         .route("/api/v1/organisations/{org}/members/{user}", web::put().to(admin_api::set_member))
         .route("/api/v1/organisations/{org}/members/{user}", web::delete().to(admin_api::remove_member))

@@ -5,7 +5,7 @@ use actix_web::http::header;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin_api as a, clients as c, tokens as t};
+use super::{admin_api as a, admin_domains as d, clients as c, invitations as i, tokens as t};
 
 struct Security;
 
@@ -33,13 +33,15 @@ impl Modify for Security {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "idp admin API", description = "Administration of organisations, projects, members, roles, connectors, clients, API tokens, two-factor policy and the audit log."),
+    info(title = "idp admin API", description = "Administration of organisations, verified domains, projects, members, invitations, roles, connectors, clients, API tokens, two-factor policy and the audit log."),
     security(("api_token" = []), ("session" = [])),
     modifiers(&Security),
     paths(
         a::list_organisations, a::create_organisation, a::get_organisation, a::delete_organisation,
-        a::list_projects, a::create_project, a::get_project,
+        a::list_projects, a::create_project, a::get_project, d::delete_project,
+        d::list_domains, d::claim_domain, d::get_domain, d::route_domain, d::delete_domain, d::verify_domain,
         a::list_members, a::set_member, a::remove_member,
+        i::api_list, i::api_create, i::api_revoke,
         a::list_project_members, a::set_project_member, a::remove_project_member,
         a::list_roles, a::create_role,
         a::list_connectors, a::create_connector, a::delete_connector,

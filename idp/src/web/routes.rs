@@ -179,6 +179,9 @@ pub async fn login_page(
         .map(|c| ConnectorLink { id: c.id().to_owned(), name: c.name().to_owned() })
         .collect();
     // The pre-session binds the password form and the passkey ceremony to this browser.
+    let s = state.clone();
+    let routed_domains =
+        web::block(move || s.db.read(crate::storage::domains::DomainRepository::any_routed_domain)).await??;
     let passkey_login = state.webauthn.is_some();
     let (binding, pre_cookie) = if state.config.password_login || passkey_login {
         let (b, c) = super::password::pre_session(&req, &state);
@@ -192,7 +195,7 @@ pub async fn login_page(
             product_name => &state.config.product_name,
             connectors => connectors,
             return_to => return_to,
-            discovery => state.connectors.all().iter().any(|c| !c.spec().domains.is_empty()),
+            discovery => routed_domains || state.connectors.all().iter().any(|c| !c.spec().domains.is_empty()),
             unknown_domain => query.unknown_domain.is_some(),
             password_login => state.config.password_login,
             passkey_login => passkey_login,

@@ -20,6 +20,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("login_mfa.html", include_str!("../../../templates/login_mfa.html")),
     ("login_recovery_used.html", include_str!("../../../templates/login_recovery_used.html")),
     ("account_mfa.html", include_str!("../../../templates/account_mfa.html")),
+    ("invitation.html", include_str!("../../../templates/invitation.html")),
     ("console.html", include_str!("../../../templates/console.html")),
     ("console_org.html", include_str!("../../../templates/console_org.html")),
     ("console_project.html", include_str!("../../../templates/console_project.html")),
