@@ -23,6 +23,12 @@ struct World {
 }
 
 fn world(db: TestDb) -> World {
+    world_with_dns(db, 0)
+}
+
+/// With `dns_port`, idp's `dns_resolver` is 127.0.0.1 on that port (the walk starts dnsmasq
+/// there once it knows the record to serve).
+fn world_with_dns(db: TestDb, dns_port: u16) -> World {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
@@ -32,8 +38,9 @@ fn world(db: TestDb) -> World {
         redirect_uris: vec![format!("{base}/callback/up")],
     }]);
     let toml = format!(
-        "signup = \"open\"\n\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\n\
+        "signup = \"open\"\n{}\n[[connectors]]\nid = \"up\"\ntype = \"oidc\"\nname = \"Upstream\"\nissuer = \"{}\"\n\
          client_id = \"idp-broker\"\nclient_secret = \"{SECRET}\"\n",
+        if dns_port == 0 { String::new() } else { format!("dns_resolver = \"127.0.0.1:{dns_port}\"\n") },
         upstream.base
     );
     let config = dir.path().join("idp.toml");
@@ -139,7 +146,8 @@ impl World {
 }
 
 fn walk(db: TestDb, name: &str) {
-    let w = world(db);
+    let dns_port = harness::peers::free_dns_port();
+    let w = world_with_dns(db, dns_port);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let driver = root.join("tests/peers/browser");
     assert!(
@@ -152,7 +160,7 @@ fn walk(db: TestDb, name: &str) {
     let cert = root.join("idp/src/upstream/saml/testdata/idp-cert.pem");
     let out = std::process::Command::new("node")
         .arg(driver.join("console.mjs"))
-        .args(["--base", &w.server.base, "--connector", "up"])
+        .args(["--base", &w.server.base, "--connector", "up", "--dns-port", &dns_port.to_string()])
         .arg("--saml-cert")
         .arg(&cert)
         .arg("--out")
@@ -178,6 +186,11 @@ fn walk(db: TestDb, name: &str) {
     assert!(policy.contains("totp"), "{policy}");
     for action in ["organisation.created", "project.created", "connector.created", "token.created", "mfa.policy_set"] {
         assert!(w.count(action) >= 1, "{action} not audited");
+    }
+    assert!(v["invitation"].as_str().unwrap().starts_with(&w.url("/invitations/")), "{v:#}");
+    assert!(v["discovery"].as_str().unwrap().starts_with("/login/acme-okta"), "{v:#}");
+    for action in ["domain.verified", "invitation.created"] {
+        assert!(w.count(action) == 1, "{action} not audited once");
     }
     let audit: Vec<&str> = v["audit_actions"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
     assert!(audit.contains(&"connector.created") && audit.contains(&"mfa.policy_set"), "{audit:?}");
@@ -374,4 +387,23 @@ fn resetting_a_members_second_factors_needs_a_session_that_used_one() {
         &format!("csrf_token={csrf}&user=00000000-0000-4000-8000-000000000000"),
     );
     assert_eq!(status, 404);
+}
+
+#[test]
+fn deleting_a_project_needs_its_slug_typed_again() {
+    let w = world(TestDb::sqlite());
+    let mut alice = w.acme();
+    let csrf = w.csrf(&mut alice, "/admin/o/acme/p/billing");
+    let (status, page) = alice.post_form_page(
+        &w.url("/admin/o/acme/p/billing/delete"),
+        &w.server.base,
+        &format!("csrf_token={csrf}&confirm=billing-typo"),
+    );
+    assert_eq!(status, 400, "{page}");
+    assert_eq!(alice.open(&w.url("/admin/o/acme/p/billing")).status, 200);
+    let (status, loc) =
+        w.post(&mut alice, "/admin/o/acme/p/billing/delete", &format!("csrf_token={csrf}&confirm=billing"));
+    assert_eq!((status, loc.as_deref()), (303, Some("/admin/o/acme?done=project_deleted")));
+    assert_eq!(alice.open(&w.url("/admin/o/acme/p/billing")).status, 404);
+    assert_eq!(w.count("project.deleted"), 1);
 }

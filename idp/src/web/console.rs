@@ -21,7 +21,7 @@ use crate::admin::caller::Caller;
 use crate::admin::mfa_policy::{self, PolicyChange};
 use crate::admin::organisations::AdminError;
 use crate::admin::tokens::{self, NewToken};
-use crate::admin::{audit_log, connectors, directory};
+use crate::admin::{audit_log, connectors, directory, domains, invitations};
 use crate::app::AppState;
 use crate::domain::UserId;
 use crate::domain::role::Permission;
@@ -97,6 +97,12 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "connector_created" => "The connection was created. Give the identity provider the details shown for it.",
         "connector_deleted" => "The connection was deleted.",
         "token_revoked" => "The token was revoked.",
+        "domain_claimed" => "The domain was added. Publish the TXT record shown for it, then verify.",
+        "domain_verified" => "The domain is verified.",
+        "domain_routed" => "The domain's routing was saved.",
+        "domain_deleted" => "The domain was removed.",
+        "invitation_revoked" => "The invitation was revoked.",
+        "project_deleted" => "The project was deleted with its clients, tokens, memberships and policy.",
         "deleted" => "The organisation was deleted with everything it owned.",
         _ => return None,
     })
@@ -113,6 +119,7 @@ struct Flash {
     notice: Option<&'static str>,
     error: Option<String>,
     secret: Option<String>,
+    invitation_url: Option<String>,
 }
 
 impl Flash {
@@ -283,16 +290,18 @@ async fn render_org(
             let conns = optional(connectors::list_of(conn, c, &key))?;
             let toks = optional(tokens::list(conn, c, &key))?;
             let audit = optional(audit_log::list(conn, c, &key, None, None, Some(10)))?;
+            let doms = optional(domains::list(conn, c, &key))?;
+            let invites = optional(invitations::list(conn, s.clock.now_naive(), c, &key))?;
             let can: Vec<String> = crate::admin::caller::permissions(conn, c, org.id, None)?
                 .into_iter()
                 .map(crate::tokens::permission_name)
                 .collect();
-            Ok((org, projects, members, roles, policy, conns, toks, audit, can))
+            Ok((org, projects, members, roles, policy, conns, toks, audit, can, doms, invites))
         })
     })
     .await?
     .map_err(to_web)?;
-    let (org, projects, members, roles, policy, conns, toks, audit, can) = data;
+    let (org, projects, members, roles, policy, conns, toks, audit, can, doms, invites) = data;
     let policy = policy.map(|(own, per_project)| {
         let projects: Vec<_> = per_project
             .iter()
@@ -333,6 +342,9 @@ async fn render_org(
             notice => flash.notice,
             error => flash.error,
             secret => flash.secret,
+            invitation_url => flash.invitation_url,
+            domains => doms,
+            invitations => invites.map(|is| is.into_iter().filter(|i| i.status == "pending").collect::<Vec<_>>()),
         },
     )?;
     Ok(html(status, body))
@@ -761,6 +773,173 @@ pub async fn delete_organisation(
     }
 }
 
+// ---------------------------------------------------------------- domains and invitations
+
+#[derive(Debug, Deserialize)]
+pub struct DomainForm {
+    csrf_token: String,
+    domain: String,
+}
+
+/// `POST /admin/o/{org}/domains`: claims a domain, to verify by a DNS TXT record.
+pub async fn claim_domain(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<DomainForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    org_change(state, views, session, org.into_inner(), &csrf, "domain_claimed", move |s, c, org| {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| domains::claim(conn, &s.auditor, now, c, org, &f.domain)).map(|_| ())
+    })
+    .await
+}
+
+/// `POST /admin/o/{org}/domains/verify`: looks the TXT record up now.
+pub async fn verify_domain(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<IdForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form.csrf_token)?;
+    let org = org.into_inner();
+    let here = format!("/admin/o/{org}");
+    gated!(&state, &session, &org, None, &here);
+    let (user, o, id) = (session.user_id, org.clone(), form.id.clone());
+    // No database connection is held while DNS answers.
+    let challenge =
+        off_thread(&state, move |s| s.db.read(|conn| domains::challenge(conn, Caller::User(user), &o, &id))).await?;
+    let r = match challenge {
+        Err(e) => Err(e),
+        Ok(ch) => {
+            let found = if ch.verified {
+                Ok(Vec::new())
+            } else {
+                crate::admin::dns::TxtResolver::new(state.config.dns_resolver).txt(&ch.txt_name).await
+            };
+            let (o, id) = (org.clone(), form.id.clone());
+            off_thread(&state, move |s| {
+                let now = s.clock.now_naive();
+                s.db.write(|conn| {
+                    domains::complete_verification(conn, &s.auditor, now, Caller::User(user), &o, &id, found)
+                })
+            })
+            .await?
+            .map(|_| ())
+        }
+    };
+    match r {
+        Ok(()) => Ok(see_other(&format!("{here}?done=domain_verified"))),
+        Err(AdminError::Storage(e)) => Err(e.into()),
+        Err(AdminError::NotFound("organisation")) => Err(WebError::NotFound),
+        Err(e) => render_org(&state, &views, &session, &org, Flash::refused(&e), status_of(&e)).await,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RouteForm {
+    csrf_token: String,
+    id: String,
+    /// A connector id; empty for none.
+    #[serde(default)]
+    connector: String,
+}
+
+/// `POST /admin/o/{org}/domains/route`: sends the domain's e-mails to a connector at login.
+pub async fn route_domain(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<RouteForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    org_change(state, views, session, org.into_inner(), &csrf, "domain_routed", move |s, c, org| {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| domains::route(conn, &s.auditor, now, c, org, &f.id, non_empty(&f.connector))).map(|_| ())
+    })
+    .await
+}
+
+/// `POST /admin/o/{org}/domains/delete`.
+pub async fn delete_domain(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<IdForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    org_change(state, views, session, org.into_inner(), &csrf, "domain_deleted", move |s, c, org| {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| domains::delete(conn, &s.auditor, now, c, org, &f.id))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct InviteForm {
+    csrf_token: String,
+    email: String,
+    role: String,
+}
+
+/// `POST /admin/o/{org}/invitations`: the accept URL is shown once, on the page.
+pub async fn invite(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<InviteForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form.csrf_token)?;
+    let org = org.into_inner();
+    gated!(&state, &session, &org, None, &format!("/admin/o/{org}"));
+    let (user, key, f) = (session.user_id, org.clone(), form.into_inner());
+    let r = off_thread(&state, move |s| {
+        let now = s.clock.now_naive();
+        let base = s.config.base_url().trim_end_matches('/').to_owned();
+        s.db.write(|conn| {
+            invitations::create(conn, &s.auditor, now, Caller::User(user), &key, &f.email, &f.role, &base)
+        })
+    })
+    .await?;
+    let (flash, status) = match r {
+        Ok(created) => (Flash { invitation_url: Some(created.accept_url), ..Default::default() }, StatusCode::OK),
+        Err(AdminError::Storage(e)) => return Err(e.into()),
+        Err(AdminError::NotFound("organisation")) => return Err(WebError::NotFound),
+        Err(e) => {
+            let status = status_of(&e);
+            (Flash::refused(&e), status)
+        }
+    };
+    render_org(&state, &views, &session, &org, flash, status).await
+}
+
+/// `POST /admin/o/{org}/invitations/revoke`.
+pub async fn revoke_invitation(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<IdForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    org_change(state, views, session, org.into_inner(), &csrf, "invitation_revoked", move |s, c, org| {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| invitations::revoke(conn, &s.auditor, now, c, org, &f.id))
+    })
+    .await
+}
+
 // ---------------------------------------------------------------- projects
 
 async fn render_project(
@@ -847,6 +1026,37 @@ pub async fn set_project_policy(
     .await?;
     match r {
         Ok(()) => Ok(see_other(&format!("{here}?done=policy_set"))),
+        Err(AdminError::Storage(e)) => Err(e.into()),
+        Err(e) => render_project(&state, &views, &session, &org, &project, Flash::refused(&e), status_of(&e)).await,
+    }
+}
+
+/// `POST /admin/o/{org}/p/{project}/delete`: deletes the project, given its slug typed again.
+pub async fn delete_project(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<ConfirmForm>,
+) -> Result<HttpResponse, WebError> {
+    check_csrf(&state, &session, &form.csrf_token)?;
+    let (org, project) = path.into_inner();
+    gated!(&state, &session, &org, Some(&project), &format!("/admin/o/{org}/p/{project}"));
+    let (user, o, p, confirm) = (session.user_id, org.clone(), project.clone(), form.confirm.clone());
+    let r = off_thread(&state, move |s| {
+        let now = s.clock.now_naive();
+        let r =
+            s.db.write(|conn| directory::delete_project(conn, &s.auditor, now, Caller::User(user), &o, &p, &confirm));
+        if r.is_ok() {
+            if let Err(e) = crate::maintenance::reload_clients(s) {
+                tracing::warn!(error = %e, "registered clients were not reloaded after a project was deleted");
+            }
+        }
+        r
+    })
+    .await?;
+    match r {
+        Ok(()) => Ok(see_other(&format!("/admin/o/{org}?done=project_deleted"))),
         Err(AdminError::Storage(e)) => Err(e.into()),
         Err(e) => render_project(&state, &views, &session, &org, &project, Flash::refused(&e), status_of(&e)).await,
     }

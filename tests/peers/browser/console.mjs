@@ -14,8 +14,11 @@
 
 import { chromium } from 'playwright-core';
 import { mkdtemp, mkdir, readFile, rm } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 
 function parseArgs(argv) {
   const o = {};
@@ -23,7 +26,7 @@ function parseArgs(argv) {
     if (!argv[i].startsWith('--') || i + 1 >= argv.length) throw new Error(`bad arguments at ${argv[i]}`);
     o[argv[i].slice(2)] = argv[i + 1];
   }
-  for (const k of ['base', 'connector', 'saml-cert', 'out']) if (!o[k]) throw new Error(`--${k} is required`);
+  for (const k of ['base', 'connector', 'saml-cert', 'dns-port', 'out']) if (!o[k]) throw new Error(`--${k} is required`);
   return o;
 }
 
@@ -43,6 +46,26 @@ let currentStep = 'start';
 let context = null;
 let userDataDir = null;
 let page = null;
+let dns = null;
+
+// Debian's dnsmasq on the loopback port idp's dns_resolver names, serving one TXT record.
+async function startDns(port, name, value) {
+  const bin = ['/usr/sbin/dnsmasq', '/usr/bin/dnsmasq'].find((p) => { try { return statSync(p).isFile(); } catch { return false; } });
+  assert(bin, 'dnsmasq is not installed');
+  dns = spawn(bin, ['--no-daemon', '--conf-file=/dev/null', '--pid-file', '--no-resolv', '--no-hosts',
+    '--listen-address=127.0.0.1', '--bind-interfaces', '--local=/test/', `--port=${port}`, `--txt-record=${name},${value}`],
+  { stdio: 'ignore' });
+  for (let i = 0; i < 200; i++) {
+    const taken = await new Promise((resolve) => {
+      const s = dgram.createSocket('udp4');
+      s.once('error', () => resolve(true));
+      s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
+    });
+    if (taken) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`dnsmasq did not bind 127.0.0.1:${port}`);
+}
 
 function record(kind, text, url) {
   let own = false;
@@ -135,7 +158,7 @@ async function run() {
     if (await form.count() === 0) return null;
     await form.locator('#invite-email').fill('bob@example.test');
     await form.locator('#invite-role').selectOption('member');
-    await submit(form, 'Invite', '/admin/o/acme', 'after inviting');
+    await submit(form, 'Invite', '/admin/o/acme/invitations', 'after inviting');
     const url = (await page.locator('code.invitation-url').innerText()).trim();
     assert(url.startsWith(BASE + '/invitations/'), `no invitation URL shown: ${url}`);
     return url;
@@ -187,6 +210,28 @@ async function run() {
   });
   await shot('06-saml-connection.png');
 
+  result.discovery = await step('verify the domain by DNS and route it to the SAML connection', async () => {
+    const form = page.locator('form[action="/admin/o/acme/domains"]');
+    await form.locator('#domain-name').fill('acme.test');
+    await submit(form, 'Add domain', '/admin/o/acme', 'after adding the domain', 'domain_claimed');
+    const name = (await page.locator('code.txt-name').innerText()).trim();
+    const value = (await page.locator('code.txt-value').innerText()).trim();
+    assert(name === '_idp-challenge.acme.test' && /^idp-verify=[0-9a-f]{32}$/.test(value), `the TXT record reads ${name} = ${value}`);
+    await startDns(Number(args['dns-port']), name, value);
+    await page.getByRole('button', { name: 'Verify acme.test' }).click();
+    await landOn('/admin/o/acme', 'after verifying', 'domain_verified');
+    assert(await page.locator('table.domains .verified').count() === 1, 'the domain is not shown verified');
+    await page.locator('select[aria-label="Sign-in for acme.test"]').selectOption('acme-okta');
+    await page.getByRole('button', { name: 'Route acme.test' }).click();
+    await landOn('/admin/o/acme', 'after routing', 'domain_routed');
+    // The login page now sends acme.test's people to the SAML connection.
+    const r = await page.request.get(BASE + '/login/discover?email=jo%40acme.test', { maxRedirects: 0 });
+    const location = r.headers()['location'] || '';
+    assert(r.status() === 303 && location.startsWith('/login/acme-okta'), `discovery answered ${r.status()} ${location}`);
+    return location;
+  });
+  await shot('06b-domain.png');
+
   result.scim_token = await step('generate a SCIM token', async () => {
     const form = page.locator('form[action="/admin/o/acme/scim-token"]');
     await form.locator('#scim-name').fill('Okta provisioning');
@@ -234,6 +279,7 @@ try {
   emit({ ok: false, error: e && e.message ? e.message : String(e), step: currentStep, url: page && page.url(), screenshot,
     ...result, console_errors: consoleErrors });
 } finally {
+  try { if (dns) dns.kill(); } catch { /* */ }
   try { if (context) await context.close(); } catch { /* */ }
   try { if (userDataDir) await rm(userDataDir, { recursive: true, force: true }); } catch { /* */ }
 }
