@@ -277,8 +277,9 @@ fn refusals_are_shown_on_the_page_and_change_nothing() {
         assert!(page.contains("class=\"problems\""), "{path}: no refusal shown");
     }
     assert_eq!(w.total(), before);
-    // Oversized: refused before any handler.
-    let huge = format!("csrf_token={csrf}&name={}", "x".repeat(2 * 1024 * 1024));
+    // Oversized (over the 64 KiB default): refused before any handler. Small enough to be sent
+    // whole before the server answers and closes.
+    let huge = format!("csrf_token={csrf}&name={}", "x".repeat(128 * 1024));
     let (status, _) = w.post(&mut alice, "/admin/o/acme/projects", &huge);
     assert_eq!(status, 413);
 }
@@ -406,4 +407,73 @@ fn deleting_a_project_needs_its_slug_typed_again() {
     assert_eq!((status, loc.as_deref()), (303, Some("/admin/o/acme?done=project_deleted")));
     assert_eq!(alice.open(&w.url("/admin/o/acme/p/billing")).status, 404);
     assert_eq!(w.count("project.deleted"), 1);
+}
+
+/// The secret shown once on a page.
+fn shown_secret(page: &str) -> String {
+    page.split("<code class=\"secret new-secret\">").nth(1).unwrap().split('<').next().unwrap().to_owned()
+}
+
+#[test]
+fn applications_and_service_tokens_are_managed_from_the_project_page() {
+    let w = world(TestDb::sqlite());
+    let mut alice = w.acme();
+    let csrf = w.csrf(&mut alice, "/admin/o/acme/p/billing");
+    let post = |b: &mut Browser, path: &str, body: &str| {
+        b.post_form_page(&w.url(path), &w.server.base, &format!("csrf_token={csrf}&{body}"))
+    };
+    // An application: its secret is shown once and authenticates it at the token endpoints.
+    let (status, page) = post(
+        &mut alice,
+        "/admin/o/acme/p/billing/clients",
+        "name=Billing+app&redirect_uris=https%3A%2F%2Fbilling.example%2Fcb&first_party=on",
+    );
+    assert_eq!(status, 200, "{page}");
+    let client_id = page.split("<code class=\"client-id\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
+    let client_secret = shown_secret(&page);
+    let http = reqwest::blocking::Client::new();
+    let introspect = |token: &str, secret: &str| -> (u16, serde_json::Value) {
+        let r = http
+            .post(w.url("/introspect"))
+            .basic_auth(&client_id, Some(secret))
+            .form(&[("token", token)])
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(serde_json::Value::Null))
+    };
+    assert_eq!(introspect("idp_sat_nothing", &client_secret).0, 200);
+    assert_eq!(introspect("idp_sat_nothing", "wrong").0, 401);
+
+    // A service token, then its rotation with a grace period: old and new both validate.
+    let (status, page) = post(&mut alice, "/admin/o/acme/p/billing/tokens", "name=ci&scopes=audit_read");
+    assert_eq!(status, 200, "{page}");
+    let old = shown_secret(&page);
+    assert!(old.starts_with("idp_sat_"), "{old}");
+    assert_eq!(introspect(&old, &client_secret).1["active"], true);
+    let id = page
+        .split("name=\"id\" value=\"")
+        .filter_map(|s| s.split('"').next())
+        .find(|i| i.len() == 36 && !i.contains(&client_id))
+        .unwrap()
+        .to_owned();
+    let (status, page) =
+        post(&mut alice, "/admin/o/acme/p/billing/tokens/change", &format!("id={id}&action=rotate&grace_hours=1"));
+    assert_eq!(status, 200, "{page}");
+    let new = shown_secret(&page);
+    assert_ne!(new, old);
+    assert_eq!(introspect(&old, &client_secret).1["active"], true);
+    assert_eq!(introspect(&new, &client_secret).1["active"], true);
+    // A bad grace period or action changes nothing.
+    for body in [format!("id={id}&action=rotate&grace_hours=soon"), format!("id={id}&action=explode")] {
+        let (status, _) = post(&mut alice, "/admin/o/acme/p/billing/tokens/change", &body);
+        assert_eq!(status, 400, "{body}");
+    }
+    assert_eq!(introspect(&new, &client_secret).1["active"], true);
+
+    // Deleting the application: its secret stops working.
+    let (status, _) = post(&mut alice, "/admin/o/acme/p/billing/clients/delete", &format!("id={client_id}"));
+    assert_eq!(status, 303);
+    assert_eq!(introspect(&new, &client_secret).0, 401);
+    assert_eq!(w.count("client.deleted"), 1);
 }

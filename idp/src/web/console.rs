@@ -103,6 +103,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "domain_deleted" => "The domain was removed.",
         "invitation_revoked" => "The invitation was revoked.",
         "project_deleted" => "The project was deleted with its clients, tokens, memberships and policy.",
+        "client_deleted" => "The client was deleted; what it was issued no longer works.",
         "deleted" => "The organisation was deleted with everything it owned.",
         _ => return None,
     })
@@ -120,6 +121,8 @@ struct Flash {
     error: Option<String>,
     secret: Option<String>,
     invitation_url: Option<String>,
+    /// A client just registered (or its secret rotated): its id, beside `secret`.
+    client_id: Option<String>,
 }
 
 impl Flash {
@@ -960,12 +963,26 @@ async fn render_project(
             let project = directory::get_project(conn, c, &o, &p)?;
             let members = optional(directory::list_members(conn, c, &o, Some(&p)))?;
             let policy = optional(mfa_policy::get_effective(conn, now, c, &o, Some(&p), None))?;
-            Ok((org, project, members, policy))
+            let clients = optional(crate::admin::clients::list(conn, c, &o, &p))?;
+            let toks = optional(tokens::list(conn, c, &o))?.map(|ts| {
+                ts.into_iter()
+                    .filter(|t| t.kind == TokenKind::Service && t.project_id == Some(project.id))
+                    .map(|t| {
+                        json!({"id": t.id.to_string(), "name": t.name, "scopes": t.scopes, "state": t.state(now),
+                                    "expires_at": crate::domain::timestamp::display(t.expires_at)})
+                    })
+                    .collect::<Vec<_>>()
+            });
+            let can: Vec<String> = crate::admin::caller::permissions(conn, c, org.id, None)?
+                .into_iter()
+                .map(crate::tokens::permission_name)
+                .collect();
+            Ok((org, project, members, policy, clients, toks, can))
         })
     })
     .await?
     .map_err(to_web)?;
-    let (org, project, members, policy) = data;
+    let (org, project, members, policy, clients, toks, can) = data;
     let policy = policy.map(|e| {
         json!({
             "organisation": policy_view(&e.organisation),
@@ -983,8 +1000,13 @@ async fn render_project(
             project => project,
             members => members,
             policy => policy,
+            clients => clients,
+            service_tokens => toks,
+            can => can,
             notice => flash.notice,
             error => flash.error,
+            secret => flash.secret,
+            client_id => flash.client_id,
         },
     )?;
     Ok(html(status, body))
@@ -1060,6 +1082,242 @@ pub async fn delete_project(
         Err(AdminError::Storage(e)) => Err(e.into()),
         Err(e) => render_project(&state, &views, &session, &org, &project, Flash::refused(&e), status_of(&e)).await,
     }
+}
+
+/// A form's change in a project, as [`org_change`] for an organisation: `Some(flash)` from the
+/// use case re-renders the page with it (a secret shown once), `None` sends the browser back.
+async fn project_change<F>(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    session: Session,
+    (org, project): (String, String),
+    csrf_token: &str,
+    done: &str,
+    f: F,
+) -> Result<HttpResponse, WebError>
+where
+    F: FnOnce(&AppState, Caller, &str, &str) -> Outcome<Option<Flash>> + Send + 'static,
+{
+    check_csrf(&state, &session, csrf_token)?;
+    let here = format!("/admin/o/{org}/p/{project}");
+    gated!(&state, &session, &org, Some(&project), &here);
+    let (user, o, p) = (session.user_id, org.clone(), project.clone());
+    match off_thread(&state, move |s| f(s, Caller::User(user), &o, &p)).await? {
+        Ok(None) => Ok(see_other(&format!("{here}?done={done}"))),
+        Ok(Some(flash)) => render_project(&state, &views, &session, &org, &project, flash, StatusCode::OK).await,
+        Err(AdminError::Storage(e)) => Err(e.into()),
+        Err(e) => render_project(&state, &views, &session, &org, &project, Flash::refused(&e), status_of(&e)).await,
+    }
+}
+
+fn lines(raw: &str) -> Vec<String> {
+    raw.split_whitespace().map(str::to_owned).collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClientForm {
+    csrf_token: String,
+    name: String,
+    #[serde(default)]
+    redirect_uris: String,
+    #[serde(default)]
+    post_logout_redirect_uris: String,
+    public: Option<String>,
+    first_party: Option<String>,
+}
+
+/// `POST /admin/o/{org}/p/{project}/clients`: registers an OpenID Connect client; its secret
+/// is shown once.
+pub async fn register_client(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<ClientForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    project_change(state, views, session, path.into_inner(), &csrf, "", move |s, c, org, project| {
+        let reg = crate::admin::clients::Registration {
+            name: f.name.trim().to_owned(),
+            redirect_uris: lines(&f.redirect_uris),
+            post_logout_redirect_uris: lines(&f.post_logout_redirect_uris),
+            scopes: None,
+            public: f.public.is_some(),
+            first_party: f.first_party.is_some(),
+            require_pkce: None,
+            token_endpoint_auth_method: None,
+            id_token_signed_response_alg: None,
+        };
+        let now = s.clock.now_naive();
+        let issued =
+            s.db.write(|conn| crate::admin::clients::register(conn, &s.auditor, now, c, org, project, &reg))?;
+        if let Err(e) = crate::maintenance::reload_clients(s) {
+            tracing::warn!(error = %e, "registered clients were not reloaded after a change");
+        }
+        Ok(Some(Flash { client_id: Some(issued.client.client_id), secret: issued.secret, ..Default::default() }))
+    })
+    .await
+}
+
+/// The client, if it is one of this project's: anything else is not found.
+fn project_client(
+    conn: &mut crate::storage::DbConnection,
+    c: Caller,
+    org: &str,
+    project: &str,
+    id: &str,
+) -> Outcome<()> {
+    if crate::admin::clients::list(conn, c, org, project)?.iter().any(|cl| cl.client_id == id) {
+        Ok(())
+    } else {
+        Err(AdminError::NotFound("client"))
+    }
+}
+
+/// `POST /admin/o/{org}/p/{project}/clients/delete`.
+pub async fn delete_client(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<IdForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    project_change(state, views, session, path.into_inner(), &csrf, "client_deleted", move |s, c, org, project| {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| {
+            project_client(conn, c, org, project, &f.id)?;
+            crate::admin::clients::delete(conn, &s.auditor, now, c, &f.id)
+        })?;
+        if let Err(e) = crate::maintenance::reload_clients(s) {
+            tracing::warn!(error = %e, "registered clients were not reloaded after a change");
+        }
+        Ok(None)
+    })
+    .await
+}
+
+/// `POST /admin/o/{org}/p/{project}/clients/secret`: a new secret, shown once; the old one
+/// stops working.
+pub async fn rotate_client_secret(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<IdForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    project_change(state, views, session, path.into_inner(), &csrf, "", move |s, c, org, project| {
+        let now = s.clock.now_naive();
+        let issued = s.db.write(|conn| {
+            project_client(conn, c, org, project, &f.id)?;
+            crate::admin::clients::rotate_secret(conn, &s.auditor, now, c, &f.id)
+        })?;
+        if let Err(e) = crate::maintenance::reload_clients(s) {
+            tracing::warn!(error = %e, "registered clients were not reloaded after a change");
+        }
+        Ok(Some(Flash { client_id: Some(issued.client.client_id), secret: issued.secret, ..Default::default() }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ServiceTokenForm {
+    csrf_token: String,
+    name: String,
+    /// Permission names, comma- or space-separated.
+    scopes: String,
+    #[serde(default)]
+    days: String,
+}
+
+/// `POST /admin/o/{org}/p/{project}/tokens`: a service-account token, owned by the project.
+pub async fn create_service_token(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<ServiceTokenForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    project_change(state, views, session, path.into_inner(), &csrf, "", move |s, c, org, project| {
+        let scopes = f
+            .scopes
+            .split([',', ' '])
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                crate::tokens::parse_permission(p).ok_or_else(|| AdminError::Invalid(format!("unknown scope {p}")))
+            })
+            .collect::<Outcome<_>>()?;
+        let days = match non_empty(&f.days) {
+            None => None,
+            Some(d) => {
+                Some(d.parse::<i64>().map_err(|_| AdminError::Invalid("the lifetime is a number of days".into()))?)
+            }
+        };
+        let new = NewToken {
+            kind: TokenKind::Service,
+            name: &f.name,
+            organisation: org,
+            project: Some(project),
+            user: None,
+            scopes,
+            lifetime_days: days,
+        };
+        let now = s.clock.now_naive();
+        let issued = s.db.write(|conn| tokens::create(conn, &s.auditor, now, c, &new))?;
+        Ok(Some(Flash { secret: Some(issued.secret), ..Default::default() }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenActionForm {
+    csrf_token: String,
+    id: String,
+    /// `rotate` or `revoke`.
+    action: String,
+    #[serde(default)]
+    grace_hours: String,
+}
+
+/// `POST /admin/o/{org}/p/{project}/tokens/change`: rotates (the old secret lives on for the
+/// grace period) or revokes one of the project's service tokens.
+pub async fn change_service_token(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    path: web::Path<(String, String)>,
+    form: web::Form<TokenActionForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    project_change(state, views, session, path.into_inner(), &csrf, "token_revoked", move |s, c, org, project| {
+        let now = s.clock.now_naive();
+        s.db.write(|conn| {
+            let pid = directory::get_project(conn, c, org, project)?.id;
+            if !tokens::list(conn, c, org)?.iter().any(|t| t.id.to_string() == f.id && t.project_id == Some(pid)) {
+                return Err(AdminError::NotFound("token"));
+            }
+            match f.action.as_str() {
+                "revoke" => tokens::revoke(conn, &s.auditor, now, c, &f.id).map(|()| None),
+                "rotate" => {
+                    let hours = non_empty(&f.grace_hours).unwrap_or("0");
+                    let hours = hours
+                        .parse::<i64>()
+                        .map_err(|_| AdminError::Invalid("the grace period is a number of hours".into()))?;
+                    let issued = tokens::rotate(conn, &s.auditor, now, c, &f.id, hours)?;
+                    Ok(Some(Flash { secret: Some(issued.secret), ..Default::default() }))
+                }
+                _ => Err(AdminError::Invalid("the action is rotate or revoke".into())),
+            }
+        })
+    })
+    .await
 }
 
 // ---------------------------------------------------------------- the audit log
