@@ -267,6 +267,12 @@ fn refusals_are_shown_on_the_page_and_change_nothing() {
         ("/admin/o/acme/projects", "name=Billing&slug=billing", 409),
         ("/admin/o/acme/connectors", "kind=saml&id=half&name=Half&preset=okta", 400),
         ("/admin/o/acme/connectors", "kind=ldap&id=x&name=X", 400),
+        (
+            "/admin/o/acme/connectors",
+            "kind=oidc&id=o1&name=O&issuer=http%3A%2F%2F127.0.0.1%3A1&client_id=x&role_mappings=no+equals+sign",
+            400,
+        ),
+        ("/admin/o/acme/token-policy", "max_lifetime_days=forever", 400),
         ("/admin/o/acme/mfa-policy", "requirement=sometimes", 400),
         ("/admin/o/acme/mfa-policy", "requirement=required&grace_days=many", 400),
         ("/admin/o/acme/delete", "confirm=acme-typo", 400),

@@ -97,6 +97,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "connector_created" => "The connection was created. Give the identity provider the details shown for it.",
         "connector_deleted" => "The connection was deleted.",
         "token_revoked" => "The token was revoked.",
+        "token_policy_set" => "The longest token lifetime was saved. Existing tokens keep theirs.",
         "domain_claimed" => "The domain was added. Publish the TXT record shown for it, then verify.",
         "domain_verified" => "The domain is verified.",
         "domain_routed" => "The domain's routing was saved.",
@@ -266,6 +267,7 @@ fn connector_view(state: &AppState, c: &connectors::ConnectorInfo) -> serde_json
         "name": c.settings.get("name"),
         "kind": kind,
         "preset": c.settings.get("preset"),
+        "mappings": c.settings.get("role_mappings"),
         "metadata_url": metadata,
         "acs_url": acs,
         "callback_url": callback,
@@ -592,12 +594,38 @@ pub struct ConnectorForm {
     client_id: String,
     #[serde(default)]
     client_secret: String,
+    /// One rule a line: `group = role`, or `group = project/role` for a project role.
+    #[serde(default)]
+    role_mappings: String,
 }
 
 impl ConnectorForm {
     /// The form as a `[[connectors]]` table, as the API takes it.
-    fn config(&self) -> Outcome<crate::config::ConnectorConfig> {
+    fn mappings(&self, organisation: &str) -> Outcome<Vec<serde_json::Value>> {
+        let mut out = Vec::new();
+        for line in self.role_mappings.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let bad =
+                || AdminError::Invalid(format!("a mapping is `group = role` or `group = project/role`, not {line:?}"));
+            let (group, target) = line.rsplit_once('=').ok_or_else(bad)?;
+            let (group, target) = (group.trim(), target.trim());
+            if group.is_empty() || target.is_empty() {
+                return Err(bad());
+            }
+            let (project, role) = match target.split_once('/') {
+                Some((p, r)) => (Some(p.trim()), r.trim()),
+                None => (None, target),
+            };
+            out.push(json!({"group": group, "organisation": organisation, "project": project, "role": role}));
+        }
+        Ok(out)
+    }
+
+    fn config(&self, organisation: &str) -> Outcome<crate::config::ConnectorConfig> {
         let mut v = serde_json::Map::new();
+        let mappings = self.mappings(organisation)?;
+        if !mappings.is_empty() {
+            v.insert("role_mappings".into(), serde_json::Value::Array(mappings));
+        }
         v.insert("id".into(), json!(self.id.trim()));
         v.insert("name".into(), json!(self.name.trim()));
         let fields: [(&str, &str); 5] = match self.kind.as_str() {
@@ -639,7 +667,8 @@ pub async fn create_connector(
     let f = form.into_inner();
     let csrf = f.csrf_token.clone();
     org_change(state, views, session, org.into_inner(), &csrf, "connector_created", move |s, c, org| {
-        let config = f.config()?;
+        let slug = s.db.read(|conn| directory::get_organisation(conn, c, org))?.slug;
+        let config = f.config(slug.as_str())?;
         let now = s.clock.now_naive();
         let taken = |id: &str| s.connectors.is_fixed(id);
         s.db.write(|conn| connectors::create_as(conn, &s.keys, &s.auditor, now, c, org, &config, &taken)).map(|_| ())
@@ -690,6 +719,34 @@ pub async fn revoke_token(
             }
             tokens::revoke(conn, &s.auditor, now, c, &f.id)
         })
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TokenPolicyForm {
+    csrf_token: String,
+    max_lifetime_days: String,
+}
+
+/// `POST /admin/o/{org}/token-policy`: the longest lifetime the organisation's tokens may have.
+pub async fn set_token_policy(
+    state: web::Data<AppState>,
+    views: web::Data<Views>,
+    SignedIn(session): SignedIn,
+    org: web::Path<String>,
+    form: web::Form<TokenPolicyForm>,
+) -> Result<HttpResponse, WebError> {
+    let f = form.into_inner();
+    let csrf = f.csrf_token.clone();
+    org_change(state, views, session, org.into_inner(), &csrf, "token_policy_set", move |s, c, org| {
+        let days = f
+            .max_lifetime_days
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| AdminError::Invalid("the longest lifetime is a number of days".into()))?;
+        let now = s.clock.now_naive();
+        s.db.write(|conn| tokens::set_max_lifetime(conn, &s.auditor, now, c, org, days))
     })
     .await
 }

@@ -183,6 +183,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/admin/o/{org}/connectors/delete", web::post().to(console::delete_connector))
         .route("/admin/o/{org}/scim-token", web::post().to(console::create_scim_token))
         .route("/admin/o/{org}/tokens/revoke", web::post().to(console::revoke_token))
+        .route("/admin/o/{org}/token-policy", web::post().to(console::set_token_policy))
         .route("/admin/o/{org}/delete", web::post().to(console::delete_organisation))
         .route("/admin/o/{org}/domains", web::post().to(console::claim_domain))
         .route("/admin/o/{org}/domains/verify", web::post().to(console::verify_domain))

@@ -195,7 +195,10 @@ async function run() {
     await form.locator('#saml-entity').fill('http://www.okta.com/exk1acme');
     await form.locator('#saml-sso').fill('https://acme.okta.example/app/idp/exk1acme/sso/saml');
     await form.locator('#saml-cert').fill(cert);
+    await form.locator('#saml-mappings').fill('Engineering = member\nBilling admins = billing/admin');
     await submit(form, 'Create SAML connection', '/admin/o/acme', 'after creating the SAML connection', 'connector_created');
+    const mappings = (await page.locator('.connections .mappings').innerText()).trim();
+    assert(mappings === 'Engineering → member; Billing admins → billing/admin', `the mappings read ${mappings}`);
     const link = page.locator('a.sp-metadata');
     assert(await link.count() === 1, 'no SP metadata link for the connection');
     const href = await link.getAttribute('href');
