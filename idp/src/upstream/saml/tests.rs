@@ -138,6 +138,10 @@ fn prescan_refuses_weak_or_foreign_signature_constructs() {
         ("xml-exc-c14n#\"/></ds:Transforms>", "xml-exc-c14n#WithComments\"/></ds:Transforms>"),
         ("URI=\"#_a1\"", "URI=\"https://evil.example/a.xml\""),
         ("URI=\"#_a1\"", "URI=\"\""),
+        ("URI=\"#_a1\"", "URI=\"#xpointer(/)\""),
+        ("URI=\"#_a1\"", "URI=\"#xpointer(id('_a1'))\""),
+        ("URI=\"#_a1\"", "URI=\"#\""),
+        ("URI=\"#_a1\"", "URI=\"#1abc\""),
         (
             "<ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/>",
             "<ds:Transform Algorithm=\"http://www.w3.org/TR/1999/REC-xslt-19991116\"/>",

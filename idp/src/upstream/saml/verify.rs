@@ -106,9 +106,13 @@ pub fn prescan_unsigned_ok(xml: &str) -> Result<Shape, SamlRejection> {
                 }
             }
             b"Reference" if in_dsig => {
+                // A bare name (`#` and an XML id) only: xmlsec also takes `#xpointer(...)`, which
+                // selects by expression (the fuzzer reached its XPointer engine).
                 let uri = attr(b"URI").unwrap_or_default();
-                if !uri.starts_with('#') || uri.len() < 2 {
-                    return Err(SamlRejection::Signature("a reference that is not to an element of this document"));
+                if !bare_name(&uri) {
+                    return Err(SamlRejection::Signature(
+                        "a reference that is not to an element of this document by its id",
+                    ));
                 }
             }
             b"XPath" | b"XSLT" | b"RetrievalMethod" => {
@@ -118,6 +122,15 @@ pub fn prescan_unsigned_ok(xml: &str) -> Result<Shape, SamlRejection> {
         }
     }
     Ok(shape)
+}
+
+/// `#` and an id, as SAML's IdPs write them (`_8f0c...`, `id123...`, `pfx...`): an NCName's
+/// ASCII subset, nothing XPointer could read as an expression.
+fn bare_name(uri: &str) -> bool {
+    let Some(id) = uri.strip_prefix('#') else { return false };
+    let mut chars = id.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// One signature (the assertion's) or two (the Response's and the assertion's), no more.
