@@ -232,6 +232,13 @@ fn another_organisations_admin_gets_404_on_every_page_and_form() {
         ("/admin/o/acme/scim-token", "name=evil".to_owned()),
         ("/admin/o/acme/delete", "confirm=acme".to_owned()),
         ("/admin/o/acme/p/billing/mfa-policy", "requirement=off".to_owned()),
+        ("/admin/o/acme/p/billing/delete", "confirm=billing".to_owned()),
+        ("/admin/o/acme/p/billing/clients", "name=Evil&redirect_uris=https%3A%2F%2Fevil.example%2Fcb".to_owned()),
+        ("/admin/o/acme/p/billing/tokens", "name=evil&scopes=audit_read".to_owned()),
+        ("/admin/o/acme/domains", "domain=acme.test".to_owned()),
+        ("/admin/o/acme/invitations", "email=evil%40example.test&role=owner".to_owned()),
+        ("/admin/o/acme/token-policy", "max_lifetime_days=1".to_owned()),
+        ("/admin/o/acme/roles", "name=evil&permissions=audit_read".to_owned()),
     ] {
         let (status, _) = w.post(&mut mallory, path, &format!("csrf_token={csrf}&{body}"));
         assert_eq!(status, 404, "{path}");

@@ -14,7 +14,7 @@ use crate::domain::role::Permission;
 
 type Blocked<T> = Result<Result<T, AdminError>, actix_web::error::BlockingError>;
 
-fn reloaded(state: &AppState) {
+pub(crate) fn reloaded(state: &AppState) {
     if let Err(e) = crate::maintenance::reload_clients(state) {
         tracing::warn!(error = %e, "registered clients were not reloaded after a change");
     }

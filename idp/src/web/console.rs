@@ -50,15 +50,6 @@ fn optional<T>(r: Outcome<T>) -> Outcome<Option<T>> {
     }
 }
 
-fn to_web(e: AdminError) -> WebError {
-    match e {
-        AdminError::NotFound(_) => WebError::NotFound,
-        AdminError::Forbidden(why) => WebError::Forbidden(why),
-        AdminError::Storage(s) => s.into(),
-        AdminError::Invalid(_) | AdminError::Conflict(_) => WebError::BadRequest("The request was refused."),
-    }
-}
-
 fn status_of(e: &AdminError) -> StatusCode {
     match e {
         AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
@@ -157,7 +148,7 @@ async fn gate(
         })
     })
     .await?
-    .map_err(to_web)?;
+    .map_err(super::tokens::admin_to_web)?;
     Ok(match decision {
         Decision::Allow | Decision::Enrol { .. } => None,
         Decision::StepUp { .. } => Some(see_other(&format!("/login?return_to={}", enc(here)))),
@@ -190,7 +181,7 @@ async fn render_home(
     let user = session.user_id;
     let orgs = off_thread(state, move |s| s.db.read(|conn| directory::list_organisations(conn, Caller::User(user))))
         .await?
-        .map_err(to_web)?;
+        .map_err(super::tokens::admin_to_web)?;
     let body = views.render(
         "console.html",
         context! {
@@ -305,7 +296,7 @@ async fn render_org(
         })
     })
     .await?
-    .map_err(to_web)?;
+    .map_err(super::tokens::admin_to_web)?;
     let (org, projects, members, roles, policy, conns, toks, audit, can, doms, invites) = data;
     let policy = policy.map(|(own, per_project)| {
         let projects: Vec<_> = per_project
@@ -819,9 +810,7 @@ pub async fn delete_organisation(
             .db
             .write(|conn| directory::delete_organisation(conn, &s.auditor, now, Caller::User(user), &key, &confirm));
         if r.is_ok() {
-            if let Err(e) = crate::maintenance::reload_clients(s) {
-                tracing::warn!(error = %e, "registered clients were not reloaded after an organisation was deleted");
-            }
+            super::clients::reloaded(s);
         }
         r
     })
@@ -1038,7 +1027,7 @@ async fn render_project(
         })
     })
     .await?
-    .map_err(to_web)?;
+    .map_err(super::tokens::admin_to_web)?;
     let (org, project, members, policy, clients, toks, can) = data;
     let policy = policy.map(|e| {
         json!({
@@ -1127,9 +1116,7 @@ pub async fn delete_project(
         let r =
             s.db.write(|conn| directory::delete_project(conn, &s.auditor, now, Caller::User(user), &o, &p, &confirm));
         if r.is_ok() {
-            if let Err(e) = crate::maintenance::reload_clients(s) {
-                tracing::warn!(error = %e, "registered clients were not reloaded after a project was deleted");
-            }
+            super::clients::reloaded(s);
         }
         r
     })
@@ -1209,9 +1196,7 @@ pub async fn register_client(
         let now = s.clock.now_naive();
         let issued =
             s.db.write(|conn| crate::admin::clients::register(conn, &s.auditor, now, c, org, project, &reg))?;
-        if let Err(e) = crate::maintenance::reload_clients(s) {
-            tracing::warn!(error = %e, "registered clients were not reloaded after a change");
-        }
+        super::clients::reloaded(s);
         Ok(Some(Flash { client_id: Some(issued.client.client_id), secret: issued.secret, ..Default::default() }))
     })
     .await
@@ -1248,9 +1233,7 @@ pub async fn delete_client(
             project_client(conn, c, org, project, &f.id)?;
             crate::admin::clients::delete(conn, &s.auditor, now, c, &f.id)
         })?;
-        if let Err(e) = crate::maintenance::reload_clients(s) {
-            tracing::warn!(error = %e, "registered clients were not reloaded after a change");
-        }
+        super::clients::reloaded(s);
         Ok(None)
     })
     .await
@@ -1273,9 +1256,7 @@ pub async fn rotate_client_secret(
             project_client(conn, c, org, project, &f.id)?;
             crate::admin::clients::rotate_secret(conn, &s.auditor, now, c, &f.id)
         })?;
-        if let Err(e) = crate::maintenance::reload_clients(s) {
-            tracing::warn!(error = %e, "registered clients were not reloaded after a change");
-        }
+        super::clients::reloaded(s);
         Ok(Some(Flash { client_id: Some(issued.client.client_id), secret: issued.secret, ..Default::default() }))
     })
     .await
@@ -1302,14 +1283,7 @@ pub async fn create_service_token(
     let f = form.into_inner();
     let csrf = f.csrf_token.clone();
     project_change(state, views, session, path.into_inner(), &csrf, "", move |s, c, org, project| {
-        let scopes = f
-            .scopes
-            .split([',', ' '])
-            .filter(|p| !p.is_empty())
-            .map(|p| {
-                crate::tokens::parse_permission(p).ok_or_else(|| AdminError::Invalid(format!("unknown scope {p}")))
-            })
-            .collect::<Outcome<_>>()?;
+        let scopes = super::tokens::scopes(&f.scopes)?;
         let days = match non_empty(&f.days) {
             None => None,
             Some(d) => {
@@ -1407,11 +1381,11 @@ pub async fn audit(
         })
     })
     .await?
-    .map_err(to_web)?;
+    .map_err(super::tokens::admin_to_web)?;
     let (page, error) = match page {
         Ok(page) => (Some(page), None),
         Err(AdminError::Invalid(why)) => (None, Some(why)),
-        Err(e) => return Err(to_web(e)),
+        Err(e) => return Err(super::tokens::admin_to_web(e)),
     };
     let older = page.as_ref().and_then(|p| p.next_cursor.as_ref()).map(|c| {
         let mut link = format!("/admin/o/{}/audit?cursor={}", org.slug.as_str(), enc(c));

@@ -18,7 +18,7 @@ use crate::domain::role::Permission;
 use crate::domain::session::Session;
 use crate::tokens::{TokenKind, parse_permission};
 
-fn scopes(raw: &str) -> Result<std::collections::BTreeSet<crate::domain::role::Permission>, AdminError> {
+pub(crate) fn scopes(raw: &str) -> Result<std::collections::BTreeSet<crate::domain::role::Permission>, AdminError> {
     raw.split([',', ' '])
         .filter(|s| !s.is_empty())
         .map(|s| parse_permission(s).ok_or_else(|| AdminError::Invalid(format!("unknown scope {s}"))))
@@ -87,7 +87,7 @@ async fn render(
         .body(html))
 }
 
-fn admin_to_web(e: AdminError) -> WebError {
+pub(crate) fn admin_to_web(e: AdminError) -> WebError {
     match e {
         AdminError::NotFound(_) => WebError::NotFound,
         AdminError::Forbidden(why) => WebError::Forbidden(why),
